@@ -1,0 +1,42 @@
+"""The sidebar: what each role can use. Items appear only for roles that may use the page;
+the pages themselves enforce access on their own (hiding a link protects nothing)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+
+from governance.roles import Role, roles_of
+
+EVERYONE: frozenset[Role] = frozenset(Role)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url_name: str
+    roles: frozenset[Role] = EVERYONE
+    section: str = "Overview"
+
+
+NAV_ITEMS: tuple[NavItem, ...] = (
+    NavItem("Home", "home"),
+    NavItem("API documentation", "api-docs", frozenset({Role.BUILDER, Role.ADMIN}), "Developers"),
+    NavItem("Users, teams and roles", "admin:index", frozenset({Role.ADMIN}), "Administration"),
+)
+
+
+def navigation_for(user, current_path: str = "") -> list[dict]:
+    """Sections with their items, for the roles `user` holds."""
+    roles = roles_of(user)
+    sections: dict[str, list[dict]] = {}
+    for item in NAV_ITEMS:
+        if not roles & item.roles:
+            continue
+        url = reverse(item.url_name)
+        active = current_path == url if url == "/" else current_path.startswith(url)
+        sections.setdefault(item.section, []).append(
+            {"label": item.label, "url": url, "active": active}
+        )
+    return [{"title": title, "items": items} for title, items in sections.items()]

@@ -1,0 +1,71 @@
+from pathlib import Path
+from types import SimpleNamespace
+
+from console.celeryconfig import celery_config
+
+
+def settings_for(broker: str, tmp_path: Path, **extra) -> SimpleNamespace:
+    values = dict(
+        CELERY_BROKER_URL=broker,
+        CELERY_BROKER_IS_EMBEDDED=broker.startswith("filesystem://"),
+        CELERY_RESULT_BACKEND=f"file://{tmp_path / 'results'}",
+        CELERY_TASK_TIME_LIMIT=300,
+        CELERY_TASK_SOFT_TIME_LIMIT=270,
+        CELERY_VISIBILITY_TIMEOUT=600,
+        CELERY_TASK_DEFAULT_QUEUE="steward",
+        TIME_ZONE="UTC",
+        VAR_DIR=tmp_path,
+        BROKER_DIR=tmp_path / "broker",
+    )
+    values.update(extra)
+    return SimpleNamespace(**values)
+
+
+def test_json_only_late_acks_and_redelivery_on_worker_loss(tmp_path):
+    config = celery_config(settings_for("redis://127.0.0.1:6379/0", tmp_path))
+    assert config["task_serializer"] == "json"
+    assert config["accept_content"] == ["json"]
+    assert config["task_acks_late"] is True
+    assert config["task_reject_on_worker_lost"] is True
+    assert config["task_time_limit"] == 300
+    assert config["task_soft_time_limit"] < config["task_time_limit"]
+
+
+def test_redis_takes_one_message_at_a_time_and_outlives_the_time_limit(tmp_path):
+    config = celery_config(settings_for("redis://127.0.0.1:6379/0", tmp_path))
+    assert config["worker_prefetch_multiplier"] == 1
+    visibility = config["broker_transport_options"]["visibility_timeout"]
+    assert visibility > config["task_time_limit"]
+    assert config["result_backend_transport_options"]["visibility_timeout"] == visibility
+
+
+def test_embedded_broker_uses_absolute_existing_folders_and_default_prefetch(tmp_path):
+    config = celery_config(settings_for("filesystem://", tmp_path))
+    assert "worker_prefetch_multiplier" not in config
+    options = config["broker_transport_options"]
+    assert options["data_folder_in"] == options["data_folder_out"]
+    for key in ("data_folder_in", "processed_folder", "control_folder"):
+        assert Path(options[key]).is_absolute()
+        assert Path(options[key]).is_dir()
+    assert (tmp_path / "results").is_dir()
+
+
+def test_time_limit_and_visibility_timeout_follow_the_environment():
+    import subprocess
+    import sys
+
+    code = (
+        "import django; django.setup(); from console.celery import app; "
+        "print(app.conf.task_time_limit, app.conf.broker_transport_options['visibility_timeout'])"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "console.settings",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        "CELERY_TASK_TIME_LIMIT": "120",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout.split()
+    assert out == ["120", "240"]
