@@ -28,6 +28,17 @@ SECRET_KEY = env.str("SECRET_KEY", DEFAULT_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
 STEWARD_DEMO_PASSWORD = env.str("STEWARD_DEMO_PASSWORD", DEFAULT_DEMO_PASSWORD if DEBUG else None)
+# Fernet key(s), comma-separated, the first encrypts; with DEBUG on and unset, a local key is
+# generated under VAR_DIR (governance.keys).
+STEWARD_ENCRYPTION_KEY = env.str("STEWARD_ENCRYPTION_KEY")
+# Path of the Ed25519 private key (PEM) that signs checkpoints and evidence bundles.
+STEWARD_SIGNING_KEY = env.str("STEWARD_SIGNING_KEY")
+# Checkpoints are also written here as files when set (e.g. a WORM bucket mount).
+STEWARD_CHECKPOINT_DIR = env.path("STEWARD_CHECKPOINT_DIR")
+# Largest canonical record the ledger accepts, in bytes.
+STEWARD_LEDGER_MAX_RECORD_BYTES = env.int(
+    "STEWARD_LEDGER_MAX_RECORD_BYTES", 256 * 1024, minimum=1024, maximum=16 * 1024 * 1024
+)
 
 if not DEBUG:
     if SECRET_KEY == DEFAULT_SECRET_KEY:
@@ -45,6 +56,12 @@ if not DEBUG:
             "Environment variable STEWARD_DEMO_PASSWORD: the published demo password is refused "
             "when DEBUG is off; unset it or choose another."
         )
+    for _name in ("STEWARD_ENCRYPTION_KEY", "STEWARD_SIGNING_KEY"):
+        if not env.is_set(_name):
+            raise ImproperlyConfigured(
+                f"Environment variable {_name}: required when DEBUG is off (local keys are "
+                "generated only for development)."
+            )
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured(
             "Environment variable ALLOWED_HOSTS: must name the host(s) Steward is served on "

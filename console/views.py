@@ -30,7 +30,7 @@ def page_not_found(request, exception=None):
 @login_not_required
 def server_error(request):
     # Rendered without request context: a failing context processor must not hide the page.
-    from django.template import loader
     from django.http import HttpResponseServerError
+    from django.template import loader
 
     return HttpResponseServerError(loader.get_template("500.html").render())

@@ -38,7 +38,9 @@ class StewardUserChangeForm(RolesAndTeamsMixin, UserChangeForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            self.fields["roles"].initial = [role.value for role in role_service.roles_of_stored(self.instance)]
+            self.fields["roles"].initial = [
+                role.value for role in role_service.roles_of_stored(self.instance)
+            ]
             self.fields["teams"].initial = list(Team.objects.of_user(self.instance))
 
 
@@ -65,8 +67,16 @@ class UserAdmin(DjangoUserAdmin):
             None,
             {
                 "classes": ("wide",),
-                "fields": ("username", "email", "first_name", "last_name", "password1",
-                           "password2", "roles", "teams"),
+                "fields": (
+                    "username",
+                    "email",
+                    "first_name",
+                    "last_name",
+                    "password1",
+                    "password2",
+                    "roles",
+                    "teams",
+                ),
             },
         ),
     )
@@ -127,7 +137,8 @@ class TeamAdmin(admin.ModelAdmin):
             obj.save(update_fields=["name", "description"])
         else:
             created = team_service.create_team(
-                form.cleaned_data["name"], description=form.cleaned_data["description"],
+                form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
                 actor=request.user,
             )
             obj.pk = created.pk
@@ -144,5 +155,5 @@ class TeamAdmin(admin.ModelAdmin):
             team_service.remove_member(team, user, actor=request.user)
 
     def has_delete_permission(self, request, obj=None):
-        # Teams are referenced by the decision log's snapshots and by ownership; retire, don't delete.
+        # Teams are named in the decision log and own definitions: retire them, never delete.
         return False

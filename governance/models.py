@@ -48,3 +48,110 @@ class Team(models.Model):
     @property
     def members(self):
         return self.group.user_set.all()
+
+
+class LedgerHead(models.Model):
+    """The head of a chain: its last `seq` and `hash`.
+
+    Appending updates this row first, so the row lock serialises appenders for the rest of
+    their transaction: exactly one writer extends the chain at a time, and a rolled-back
+    transaction rolls the head back with its record, leaving no gap. Verification never trusts
+    this row; it recomputes the chain from the records.
+    """
+
+    chain = models.CharField(max_length=32, primary_key=True)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"{self.chain} at {self.seq}"
+
+
+class DecisionRecord(models.Model):
+    """One immutable entry of the decision log (DESIGN.md, The decision ledger).
+
+    `canonical` holds the RFC 8785 bytes exactly as hashed: every other column is a copy of a
+    value inside it, kept for filtering and indexes. No foreign keys: ids and name snapshots,
+    so nothing deleted elsewhere can cascade into the log. The database refuses UPDATE,
+    DELETE and TRUNCATE on this table (migration 0004).
+    """
+
+    seq = models.BigIntegerField(primary_key=True)
+    recorded_at = models.DateTimeField(db_index=True)
+    event = models.CharField(max_length=64)
+    actor_type = models.CharField(max_length=16)
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_name = models.CharField(max_length=200, blank=True)
+    team_id = models.CharField(max_length=64, blank=True)
+    team_name = models.CharField(max_length=200, blank=True)
+    workflow_id = models.CharField(max_length=64, blank=True)
+    workflow_name = models.CharField(max_length=200, blank=True)
+    agent_id = models.CharField(max_length=64, blank=True)
+    agent_name = models.CharField(max_length=200, blank=True)
+    run_id = models.CharField(max_length=64, blank=True)
+    decision = models.CharField(max_length=200, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    subject_id = models.CharField(max_length=200, blank=True)
+    canonical = models.TextField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [
+            # Keyset pages: newest first, filtered by the usual columns.
+            models.Index(fields=["event", "-seq"], name="ledger_event_seq"),
+            models.Index(fields=["team_id", "-seq"], name="ledger_team_seq"),
+            models.Index(fields=["workflow_id", "-seq"], name="ledger_workflow_seq"),
+            models.Index(fields=["agent_id", "-seq"], name="ledger_agent_seq"),
+            models.Index(fields=["run_id", "-seq"], name="ledger_run_seq"),
+            models.Index(fields=["actor_id", "-seq"], name="ledger_actor_seq"),
+            models.Index(fields=["decision", "-seq"], name="ledger_decision_seq"),
+            models.Index(fields=["subject_id"], name="ledger_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.event}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("decision-detail", args=[self.seq])
+
+
+class SubjectKey(models.Model):
+    """The key that encrypts one data subject's personal parts, outside the ledger table.
+
+    Erasure destroys the key (right to erasure): the ciphertext stays in the chain and keeps
+    verifying, but nobody can read it any more.
+    """
+
+    subject_id = models.CharField(max_length=200, unique=True)
+    wrapped_key = models.BinaryField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+    erased_by = models.CharField(max_length=200, blank=True)
+    erasure_reason = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return self.subject_id
+
+    @property
+    def is_erased(self) -> bool:
+        return self.erased_at is not None
+
+
+class Checkpoint(models.Model):
+    """An Ed25519 signature over the chain head at `seq`."""
+
+    seq = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    signed_at = models.DateTimeField()
+    reason = models.CharField(max_length=32)
+    payload = models.TextField()  # the canonical JSON that was signed
+    signature = models.CharField(max_length=128)  # hex
+    key_id = models.CharField(max_length=64)  # SHA-256 of the raw public key, hex
+
+    class Meta:
+        ordering = ["-seq", "-signed_at"]
+
+    def __str__(self) -> str:
+        return f"checkpoint at #{self.seq}"

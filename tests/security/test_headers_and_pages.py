@@ -22,7 +22,8 @@ def test_csp_allows_scripts_and_styles_from_ourselves_only(admin_client):
     assert directives["script-src"] == "'self'"
     assert directives["style-src"] == "'self'"
     assert directives["frame-ancestors"] == "'none'"
-    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "unsafe-inline" not in csp
+    assert "unsafe-eval" not in csp
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -56,7 +57,8 @@ def test_not_found_page_looks_like_the_product(admin_client):
     response = admin_client.get("/no-such-page/")
     assert response.status_code == 404
     html = response.content.decode()
-    assert "Not found" in html and 'class="sidebar"' in html
+    assert "Not found" in html
+    assert 'class="sidebar"' in html
 
 
 def test_server_error_page_renders_without_context(rf):

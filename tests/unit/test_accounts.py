@@ -68,13 +68,21 @@ def test_password_change_requires_the_old_password_and_applies(client):
     client.force_login(user)
     bad = client.post(
         reverse("password_change"),
-        {"old_password": "wrong", "new_password1": "A-new-Pass-1234", "new_password2": "A-new-Pass-1234"},
+        {
+            "old_password": "wrong",
+            "new_password1": "A-new-Pass-1234",
+            "new_password2": "A-new-Pass-1234",
+        },
     )
     assert bad.status_code == 200
     assert b"Your old password was entered incorrectly" in bad.content
     good = client.post(
         reverse("password_change"),
-        {"old_password": PASSWORD, "new_password1": "A-new-Pass-1234", "new_password2": "A-new-Pass-1234"},
+        {
+            "old_password": PASSWORD,
+            "new_password1": "A-new-Pass-1234",
+            "new_password2": "A-new-Pass-1234",
+        },
     )
     assert good.status_code == 302
     user.refresh_from_db()

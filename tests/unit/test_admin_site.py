@@ -34,7 +34,11 @@ def test_admin_creates_a_team_with_members(client, demo_people):
     client.force_login(demo_people["admin"])
     response = client.post(
         "/admin/governance/team/add/",
-        {"name": "Claims", "description": "Insurance claims", "members": [demo_people["builder"].pk]},
+        {
+            "name": "Claims",
+            "description": "Insurance claims",
+            "members": [demo_people["builder"].pk],
+        },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     claims = Team.objects.get(name="Claims")

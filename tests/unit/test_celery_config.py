@@ -65,7 +65,11 @@ def test_time_limit_and_visibility_timeout_follow_the_environment():
         "CELERY_TASK_TIME_LIMIT": "120",
     }
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
         cwd=Path(__file__).resolve().parents[2],
     ).stdout.split()
     assert out == ["120", "240"]

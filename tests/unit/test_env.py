@@ -7,9 +7,19 @@ def env(**values):
     return Env(values)
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("TRUE", True), ("yes", True),
-                                               ("on", True), ("0", False), ("False", False),
-                                               ("no", False), ("off", False)])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1", True),
+        ("TRUE", True),
+        ("yes", True),
+        ("on", True),
+        ("0", False),
+        ("False", False),
+        ("no", False),
+        ("off", False),
+    ],
+)
 def test_bool_accepts_the_usual_spellings(raw, expected):
     assert env(DEBUG=raw).bool("DEBUG", default=not expected) is expected
 
@@ -20,7 +30,7 @@ def test_bool_default_when_unset_or_blank():
 
 
 def test_bool_rejects_anything_else_naming_the_variable():
-    with pytest.raises(EnvError, match="DEBUG.*'maybe'"):
+    with pytest.raises(EnvError, match=r"DEBUG.*'maybe'"):
         env(DEBUG="maybe").bool("DEBUG", default=False)
 
 

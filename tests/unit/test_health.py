@@ -46,7 +46,11 @@ def test_readyz_names_the_database_when_it_does_not_answer():
         "STEWARD_VAR_DIR": "/tmp/steward-readyz-test",
     }
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     status, body = result.stdout.strip().split("\n", 1)

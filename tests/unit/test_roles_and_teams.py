@@ -12,7 +12,11 @@ pytestmark = pytest.mark.django_db
 
 def test_the_data_migration_creates_the_five_roles():
     assert set(Group.objects.filter(name__in=ROLE_NAMES).values_list("name", flat=True)) == {
-        "Admin", "Builder", "Approver", "Operator", "Compliance officer",
+        "Admin",
+        "Builder",
+        "Approver",
+        "Operator",
+        "Compliance officer",
     }
 
 

@@ -10,7 +10,12 @@ pytestmark = pytest.mark.django_db
 def test_seed_demo_creates_the_personas_and_teams(settings):
     call_command("seed_demo")
     assert set(User.objects.values_list("username", flat=True)) == {
-        "admin", "builder", "builder2", "approver", "operator", "compliance",
+        "admin",
+        "builder",
+        "builder2",
+        "approver",
+        "operator",
+        "compliance",
     }
     assert set(Team.objects.values_list("name", flat=True)) == {"Onboarding", "Support"}
     builder2 = User.objects.get(username="builder2")

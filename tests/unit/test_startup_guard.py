@@ -19,6 +19,8 @@ SAFE = {
     "STEWARD_DEMO_PASSWORD": "",
     "DATABASE_URL": "sqlite:////tmp/steward-startup-guard.sqlite3",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/9",
+    "STEWARD_ENCRYPTION_KEY": "1TNOjVFEPbQKAN-Yh1Kb0w6IHe0dqlJJXi8c3-ODT4c=",
+    "STEWARD_SIGNING_KEY": "/etc/steward/signing-key.pem",
 }
 
 
@@ -50,6 +52,8 @@ def test_check_deploy_reports_nothing_with_production_settings():
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
         ({"STEWARD_DEMO_PASSWORD": "steward-demo"}, "STEWARD_DEMO_PASSWORD"),
         ({"ALLOWED_HOSTS": None}, "ALLOWED_HOSTS"),
+        ({"STEWARD_ENCRYPTION_KEY": None}, "STEWARD_ENCRYPTION_KEY"),
+        ({"STEWARD_SIGNING_KEY": None}, "STEWARD_SIGNING_KEY"),
         ({"DEBUG": "perhaps"}, "DEBUG"),
         ({"DATABASE_URL": "oracle://db/x"}, "DATABASE_URL"),
         ({"CELERY_TASK_TIME_LIMIT": "soon"}, "CELERY_TASK_TIME_LIMIT"),

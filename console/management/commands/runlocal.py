@@ -6,6 +6,7 @@ worker's pool processes); whatever has not exited after a grace period is killed
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -34,12 +35,27 @@ class Command(BaseCommand):
         commands = {
             "web": [python, "manage.py", "runserver", "--noreload", addr],
             "worker": [
-                python, "-m", "celery", "-A", "console", "worker", "--loglevel=INFO",
-                f"--concurrency={concurrency}", "-n", "steward-local@%h",
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "console",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={concurrency}",
+                "-n",
+                "steward-local@%h",
             ],
             "beat": [
-                python, "-m", "celery", "-A", "console", "beat", "--loglevel=INFO",
-                "-s", os.path.join(var, "celerybeat-schedule"),
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "console",
+                "beat",
+                "--loglevel=INFO",
+                "-s",
+                os.path.join(var, "celerybeat-schedule"),
             ],
         }
         children: dict[str, subprocess.Popen] = {}
@@ -74,7 +90,10 @@ class Command(BaseCommand):
             f"  database: {db['ENGINE'].rsplit('.', 1)[-1]} {db['NAME']}",
             f"  broker:   {settings.CELERY_BROKER_URL.split('@')[-1]}",
             f"  demo logins (password {password}):",
-            *(f"    {username:<11} {roles[0].value}" for username, (_, _, roles, _) in PERSONAS.items()),
+            *(
+                f"    {username:<11} {roles[0].value}"
+                for username, (_, _, roles, _) in PERSONAS.items()
+            ),
             "  Press Ctrl-C to stop the web server, the worker and beat.",
             "",
         ]
@@ -86,10 +105,8 @@ class Command(BaseCommand):
         deadline = time.monotonic() + GRACE_SECONDS
         for child in children.values():
             remaining = max(0.1, deadline - time.monotonic())
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=remaining)
-            except subprocess.TimeoutExpired:
-                pass
         for child in children.values():
             # The group may outlive its leader (pool processes): kill what is left.
             _signal_group(child, signal.SIGKILL)
@@ -99,7 +116,5 @@ class Command(BaseCommand):
 
 
 def _signal_group(child: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, sig)
-    except ProcessLookupError:
-        pass

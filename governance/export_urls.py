@@ -1,0 +1,3 @@
+"""URLs of decision-log exports."""
+
+urlpatterns = []

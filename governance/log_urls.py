@@ -1,0 +1,3 @@
+"""URLs of the decision log browser."""
+
+urlpatterns = []
