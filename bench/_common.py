@@ -1,0 +1,184 @@
+"""Shared plumbing for benchmarks: a throw-away PostgreSQL database, fast ledger filling, and
+the BENCH line format of DESIGN.md.
+
+Benchmarks never touch the database named in DATABASE_URL: they use `<name>_bench`, dropped
+and created anew (the ledger is append-only, so a fresh database is the only way to reset it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def bench_line(name: str, value: float, unit: str, baseline: float, ratio: float | None = None):
+    """Print one figure next to its baseline from the same run."""
+    if ratio is None:
+        ratio = value / baseline if baseline else float("nan")
+    print(f"BENCH {name} {value:.6g} {unit} baseline={baseline:.6g} ratio={ratio:.3f}", flush=True)
+
+
+def setup_django(fresh: bool = True) -> None:
+    """Point Django at `<DATABASE_URL name>_bench`, recreate it when `fresh`, migrate it."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit("benchmarks need PostgreSQL: set DATABASE_URL=postgres://user@host:port/name")
+    base, _, name = url.rpartition("/")
+    name = name.split("?")[0]
+    bench_name = f"{name}_bench"
+    os.environ["DATABASE_URL"] = f"{base}/{bench_name}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+    import psycopg
+
+    admin_url = f"{base}/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [bench_name]
+        ).fetchone()
+        if exists and fresh:
+            conn.execute(f'DROP DATABASE "{bench_name}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{bench_name}"')
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+EVENTS = [
+    "agent.decided",
+    "step.started",
+    "run.started",
+    "run.finished",
+    "tool.called",
+    "escalation.raised",
+    "handoff",
+]
+DECISIONS = ["approve", "reject", "refer", "escalate"]
+
+
+def sample_document(seq: int, when: datetime, rng: random.Random) -> dict:
+    """A realistic ~1 kB decision record document (before canonicalisation)."""
+    team = rng.randrange(1, 11)
+    workflow = rng.randrange(1, 201)
+    agent = rng.randrange(1, 1001)
+    decision = rng.choice(DECISIONS)
+    confidence = round(rng.random(), 4)
+    body = {
+        "inputs": {
+            "customer_id": f"C{rng.randrange(10**8):08d}",
+            "amount": rng.randrange(100, 100000),
+            "country": rng.choice(["DE", "FR", "NL", "GB", "US", "ES"]),
+            "product": rng.choice(["loan", "card", "account", "mortgage"]),
+        },
+        "data_considered": [f"bureau-score:{rng.randrange(300, 900)}", "sanctions-list:v2026-11"],
+        "rules_applied": [f"row {rng.randrange(1, 20)}: amount < limit and score > 600"],
+        "output": {"limit": rng.randrange(1000, 50000), "tier": rng.choice("ABC")},
+        "rationale": "Score and amount are within the policy band for this product; "
+        "no sanctions hit; income verified by the bureau response.",
+        "decision": decision,
+        "confidence": confidence,
+        "model": "rules",
+        "latency_ms": rng.randrange(1, 900),
+    }
+    return {
+        "v": 1,
+        "seq": seq,
+        "recorded_at": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "event": rng.choice(EVENTS),
+        "actor": {"type": "agent", "id": str(agent), "name": f"agent {agent} v1"},
+        "refs": {
+            "team": {"id": str(team), "name": f"Team {team}"},
+            "workflow": {"id": str(workflow), "name": f"Workflow {workflow}"},
+            "agent": {"id": str(agent), "name": f"Agent {agent}"},
+            "run": {"id": f"{seq // 5:010d}", "name": ""},
+        },
+        "decision": decision,
+        "confidence": confidence,
+        "body": body,
+        "personal": None,
+    }
+
+
+def fill_ledger(count: int, *, seed: int = 7, batch: int = 20000) -> float:
+    """Append `count` chained records fast (COPY), continuing the current head. Returns seconds.
+
+    Builds exactly what `ledger.append` would store (same canonical bytes and hash rule); it
+    only skips the per-record round trips, which is what the append benchmark measures.
+    """
+    import rfc8785
+    from django.db import connection, transaction
+
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT seq, hash FROM governance_ledgerhead WHERE chain = 'main' FOR UPDATE"
+            )
+            seq, prev = cursor.fetchone()
+        start_time = datetime(2026, 1, 1, tzinfo=UTC)
+        columns = (
+            "seq, recorded_at, event, actor_type, actor_id, actor_name, team_id, team_name, "
+            "workflow_id, workflow_name, agent_id, agent_name, run_id, decision, confidence, "
+            "subject_id, canonical, prev_hash, hash"
+        )
+        raw = connection.connection  # psycopg 3 connection under Django's wrapper
+        remaining = count
+        while remaining:
+            n = min(batch, remaining)
+            remaining -= n
+            with (
+                raw.cursor() as cur,
+                cur.copy(f"COPY governance_decisionrecord ({columns}) FROM STDIN") as copy,
+            ):
+                for _ in range(n):
+                    seq += 1
+                    when = start_time + timedelta(seconds=seq * 2)
+                    doc = sample_document(seq, when, rng)
+                    canonical = rfc8785.dumps(doc)
+                    digest = hashlib.sha256(bytes.fromhex(prev) + canonical).hexdigest()
+                    refs = doc["refs"]
+                    copy.write_row(
+                        (
+                            seq,
+                            when,
+                            doc["event"],
+                            "agent",
+                            doc["actor"]["id"],
+                            doc["actor"]["name"],
+                            refs["team"]["id"],
+                            refs["team"]["name"],
+                            refs["workflow"]["id"],
+                            refs["workflow"]["name"],
+                            refs["agent"]["id"],
+                            refs["agent"]["name"],
+                            refs["run"]["id"],
+                            doc["decision"],
+                            doc["confidence"],
+                            "",
+                            canonical.decode(),
+                            prev,
+                            digest,
+                        )
+                    )
+                    prev = digest
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE governance_ledgerhead SET seq = %s, hash = %s WHERE chain = 'main'",
+                [seq, prev],
+            )
+            cursor.execute("ANALYZE governance_decisionrecord")
+    return time.perf_counter() - started
