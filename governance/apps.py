@@ -6,4 +6,5 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
-        from governance import signals  # noqa: F401  (post_migrate: Admin role permissions)
+        # Signal receivers: post_migrate housekeeping and sign-in events for the ledger.
+        from governance import auth_events, signals  # noqa: F401

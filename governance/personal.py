@@ -149,3 +149,51 @@ class SubjectKeyring:
                 subject_id, "unreadable", reason=f"cannot decrypt: {type(exc).__name__}"
             )
         return OpenedPart(subject_id, "readable", data=json.loads(plain))
+
+
+class ErasureError(ValueError):
+    pass
+
+
+def forget_subject(subject_id: str, *, actor, reason: str):
+    """Destroy the subject's key (right to erasure) and record the erasure in the ledger.
+
+    Every personal part sealed for the subject becomes unreadable wherever it appears; the
+    records themselves, and so the chain, stay as they were. New personal data for the subject
+    is refused from now on. Returns the `subject.erased` ledger record.
+    """
+    from django.utils import timezone
+
+    from governance import ledger
+    from governance.actors import actor_of
+    from governance.models import DecisionRecord
+
+    try:
+        subject_id = check_subject_id(subject_id)
+    except PersonalDataError as exc:
+        raise ErasureError(str(exc)) from None
+    reason = (reason or "").strip()
+    if not reason:
+        raise ErasureError("reason: say why (e.g. the erasure request's reference)")
+    if len(reason) > 1000:
+        raise ErasureError("reason: at most 1000 characters")
+    who = actor_of(actor)
+    with transaction.atomic():
+        row, _ = SubjectKey.objects.select_for_update().get_or_create(
+            subject_id=subject_id, defaults={"wrapped_key": None}
+        )
+        if row.is_erased:
+            raise ErasureError(
+                f"subject: {subject_id!r} was already erased on {row.erased_at:%Y-%m-%d %H:%M} UTC"
+            )
+        row.wrapped_key = None
+        row.erased_at = timezone.now()
+        row.erased_by = who.name or who.type
+        row.erasure_reason = reason
+        row.save(update_fields=["wrapped_key", "erased_at", "erased_by", "erasure_reason"])
+        affected = DecisionRecord.objects.filter(subject_id=subject_id).count()
+        return ledger.append(
+            "subject.erased",
+            actor=actor,
+            body={"subject": subject_id, "reason": reason, "records_affected": affected},
+        )

@@ -57,6 +57,7 @@ def assign_role(user, role: Role, *, actor) -> bool:
         user.is_staff = True  # admins also use Django's admin
         user.save(update_fields=["is_staff"])
     _forget_cache(user)
+    _record("role.assigned", user, role, actor)
     return True
 
 
@@ -71,7 +72,18 @@ def revoke_role(user, role: Role, *, actor) -> bool:
         user.is_staff = False
         user.save(update_fields=["is_staff"])
     _forget_cache(user)
+    _record("role.revoked", user, role, actor)
     return True
+
+
+def _record(event: str, user, role: Role, actor) -> None:
+    from governance import ledger
+
+    ledger.append(
+        event,
+        actor=actor,
+        body={"user": {"id": str(user.pk), "username": user.get_username()}, "role": role.value},
+    )
 
 
 def _forget_cache(user) -> None:

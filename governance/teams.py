@@ -6,6 +6,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils.text import slugify
 
+from governance import ledger
 from governance.models import Team
 from governance.roles import ROLE_NAMES
 
@@ -31,7 +32,9 @@ def create_team(name: str, *, actor, description: str = "") -> Team:
     if Team.objects.filter(slug=slug).exists():
         raise TeamError("name", f"a team called {name!r} already exists")
     group = Group.objects.create(name=f"team:{slug}")
-    return Team.objects.create(name=name, slug=slug, description=description, group=group)
+    team = Team.objects.create(name=name, slug=slug, description=description, group=group)
+    ledger.append("team.created", actor=actor, body={"description": description}, team=team)
+    return team
 
 
 @transaction.atomic
@@ -39,6 +42,7 @@ def add_member(team: Team, user, *, actor) -> bool:
     if team.group.user_set.filter(pk=user.pk).exists():
         return False
     team.group.user_set.add(user)
+    _record_membership("team.member_added", team, user, actor)
     return True
 
 
@@ -47,4 +51,10 @@ def remove_member(team: Team, user, *, actor) -> bool:
     if not team.group.user_set.filter(pk=user.pk).exists():
         return False
     team.group.user_set.remove(user)
+    _record_membership("team.member_removed", team, user, actor)
     return True
+
+
+def _record_membership(event: str, team: Team, user, actor) -> None:
+    body = {"user": {"id": str(user.pk), "username": user.get_username()}}
+    ledger.append(event, actor=actor, body=body, team=team)
