@@ -69,9 +69,22 @@ def uninstall_sql(vendor: str) -> list[str]:
     raise NotImplementedError(vendor)
 
 
+# Other apps' protective triggers that a test flush must also lift: callables
+# vendor -> (off statements, on statements), registered from their AppConfig.ready().
+EXTRA_SUSPENDERS: list = []
+
+
 def suspend_sql(vendor: str) -> tuple[list[str], list[str]]:
     """Statements that lift the triggers and put them back, for use inside one transaction
     (the test database's flush; never on a live deployment)."""
+    off, on = _own_suspend_sql(vendor)
+    for suspender in EXTRA_SUSPENDERS:
+        extra_off, extra_on = suspender(vendor)
+        off, on = off + extra_off, on + extra_on
+    return off, on
+
+
+def _own_suspend_sql(vendor: str) -> tuple[list[str], list[str]]:
     if vendor == "postgresql":
         off, on = [], []
         for table in PROTECTED_TABLES:

@@ -1,0 +1,81 @@
+"""Who may do what to which object: the one module every view, API call and task asks.
+
+Access = role default + grants. A role gives defaults on the objects the person's teams own
+(a builder may view and change them, an approver publish, an operator run); compliance
+officers view everything; admins do everything. Grants (django-guardian's direct foreign-key
+tables, to a user or to a team's group) give the rest. Deny by default.
+
+`RestrictedQuerySet.restrict(user, action)` turns that into one query: a superuser/admin
+short cut, otherwise a filter on the owning team plus `id IN` subqueries over the user and
+group grant tables. A model opts in by using the queryset and declaring its grant tables
+(`grant_models()`) and owning-team field (`owner_team_field`).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from governance.models import Team
+from governance.roles import Role, roles_of
+
+# action -> roles that hold it by default on objects owned by one of their teams.
+ROLE_DEFAULTS: dict[str, frozenset[Role]] = {
+    "view": frozenset({Role.BUILDER, Role.APPROVER, Role.OPERATOR}),
+    "change": frozenset({Role.BUILDER}),
+    "use": frozenset({Role.BUILDER}),
+    "run": frozenset({Role.OPERATOR}),
+    "publish": frozenset({Role.APPROVER}),
+    "manage_access": frozenset(),
+}
+# Actions everyone with a role may take on every object, whatever the team.
+EVERYWHERE: dict[Role, frozenset[str]] = {
+    Role.COMPLIANCE: frozenset({"view"}),
+}
+
+
+def codename(action: str, model) -> str:
+    return f"{action}_{model._meta.model_name}"
+
+
+class RestrictedQuerySet(models.QuerySet):
+    def restrict(self, user, action: str = "view") -> RestrictedQuerySet:
+        model = self.model
+        actions = model.ACTIONS
+        if action not in actions:
+            raise ValueError(f"{model.__name__} has no action {action!r}; one of {actions}")
+        if not getattr(user, "is_authenticated", False) or not user.is_active:
+            return self.none()
+        roles = roles_of(user)
+        if Role.ADMIN in roles:
+            return self
+        if any(action in EVERYWHERE.get(role, ()) for role in roles):
+            return self
+        # Any grant on an object lets its holder see it; otherwise only the action's own grant.
+        wanted = (
+            [codename(a, model) for a in actions] if action == "view" else [codename(action, model)]
+        )
+        user_grants, group_grants = model.grant_models()
+        condition = Q(
+            pk__in=user_grants.objects.filter(user=user, permission__codename__in=wanted).values(
+                "content_object_id"
+            )
+        ) | Q(
+            pk__in=group_grants.objects.filter(
+                group__user=user, permission__codename__in=wanted
+            ).values("content_object_id")
+        )
+        if roles & ROLE_DEFAULTS.get(action, frozenset()):
+            team_field = f"{model.owner_team_field}__in"
+            condition |= Q(**{team_field: Team.objects.of_user(user).values("pk")})
+        return self.filter(condition)
+
+
+def allows(user, action: str, obj) -> bool:
+    """Whether `user` may take `action` on `obj` (one query; pages use restrict instead)."""
+    return type(obj).objects.restrict(user, action).filter(pk=obj.pk).exists()
+
+
+def allowed_actions(user, obj) -> set[str]:
+    """Every action `user` may take on `obj` (one query per action; for a single object page)."""
+    return {action for action in type(obj).ACTIONS if allows(user, action, obj)}
