@@ -47,16 +47,20 @@ class DefinitionType:
     model: type
     version_model: type
     parent: str  # the version's foreign key to its definition
-    validate: Callable[[dict], dict]
+    validate: Callable[..., dict]  # (definition, *, for_submit) -> normalised
 
 
-def _validate_workflow(definition: dict) -> dict:
+def _validate_agent(definition: dict, *, for_submit: bool = False) -> dict:
+    return validate_agent_definition(definition)
+
+
+def _validate_workflow(definition: dict, *, for_submit: bool = False) -> dict:
     from agents.workflow_spec import validate_workflow_definition
 
-    return validate_workflow_definition(definition)
+    return validate_workflow_definition(definition, for_submit=for_submit)
 
 
-AGENT = DefinitionType("agent", Agent, AgentVersion, "agent", validate_agent_definition)
+AGENT = DefinitionType("agent", Agent, AgentVersion, "agent", _validate_agent)
 WORKFLOW = DefinitionType("workflow", Workflow, WorkflowVersion, "workflow", _validate_workflow)
 
 
@@ -77,9 +81,9 @@ def _require(actor, action: str, obj) -> None:
         raise PermissionDenied(f"you may not {action.replace('_', ' ')} {obj}")
 
 
-def _validated(kind: DefinitionType, definition: dict) -> dict:
+def _validated(kind: DefinitionType, definition: dict, *, for_submit: bool = False) -> dict:
     try:
-        return kind.validate(definition)
+        return kind.validate(definition, for_submit=for_submit)
     except DefinitionError:
         raise
     except (TypeError, ValueError) as exc:  # a kind's unexpected complaint: still a 400
@@ -165,9 +169,9 @@ def save_draft(obj, definition: dict, *, actor):
     kind = type_of(obj)
     obj = _lock(obj)
     _require(actor, "change", obj)
-    normalised = _validated(kind, definition)
-    if kind is AGENT and normalised["kind"] != obj.kind:
+    if kind is AGENT and isinstance(definition, dict) and definition.get("kind") != obj.kind:
         raise DefinitionError("kind", f"this agent is a {obj.kind} agent; kinds never change")
+    normalised = _validated(kind, definition)
     versions = _versions(obj)
     draft = versions.filter(status=VersionStatus.DRAFT).first()
     before = draft.definition if draft else (versions.order_by("-number").first().definition)
@@ -221,7 +225,8 @@ def submit(obj, *, actor, note: str = ""):
         raise VersionError(
             "version", "another version is already waiting for review: withdraw it first"
         )
-    normalised = _validated(kind, draft.definition)  # agents may have changed since the edit
+    # Agents may have changed since the edit; a submitted workflow pins their versions.
+    normalised = _validated(kind, draft.definition, for_submit=True)
     published = obj.published_version
     if published is not None and fingerprint(published.definition) == fingerprint(normalised):
         raise VersionError("version", "the draft is identical to the published version")
@@ -299,7 +304,8 @@ def approve(obj, *, actor, number: int, reason: str = ""):
     if version is None or version.number != number:
         raise VersionError("version", f"version {number} is not waiting for review")
     _four_eyes(version, actor)
-    kind.validate(version.definition)  # e.g. a workflow's agents must still be published
+    # A workflow's agents must still be published (and their fields unchanged).
+    _validated(kind, version.definition, for_submit=True)
     previous = obj.published_version
     version.status = VersionStatus.PUBLISHED
     version.reviewed_by = actor
@@ -371,7 +377,7 @@ def rollback(obj, *, actor, number: int, note: str = ""):
             **{kind.parent: obj},
             number=new_number,
             status=VersionStatus.SUBMITTED,
-            definition=kind.validate(target.definition),
+            definition=_validated(kind, target.definition, for_submit=True),
             author=actor,
             submitted_by=actor,
             submitted_at=timezone.now(),
