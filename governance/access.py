@@ -7,7 +7,6 @@ maps each DRF action to the permission action it needs.
 
 from __future__ import annotations
 
-from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 
@@ -48,9 +47,3 @@ class RestrictedViewSetMixin:
     def get_queryset(self):
         model = self.queryset.model
         return model.objects.restrict(self.request.user, self.required_action())
-
-    def get_object(self):
-        try:
-            return super().get_object()
-        except Http404:
-            raise
