@@ -13,7 +13,7 @@ A workflow definition::
                 stop_condition, max_turns},
      "triggers": [{"type": "webhook"} | {"type": "schedule", "every_minutes": n,
                   "input": {...}} | {"type": "workflow", "workflow_id": n,
-                  "outcome": "completed" | "escalated" | "failed" | "any"}]}
+                  "outcome": "completed" | "rejected" | "cancelled" | "any"}]}
 
 Roles by pattern (every pattern may also be started by triggers: that is the event-driven
 pattern of DESIGN.md):
@@ -64,7 +64,7 @@ CONTEXT = {
     "conversation": {"transcript", "turn"},
 }
 TRIGGER_TYPES = ("webhook", "schedule", "workflow")
-OUTCOMES = ("completed", "escalated", "failed", "any")
+OUTCOMES = ("completed", "rejected", "cancelled", "any")
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_STEPS = 50
 STEP_SOURCE = re.compile(

@@ -297,7 +297,7 @@ def test_triggers_webhook_schedule_and_another_workflow():
             triggers=[
                 {"type": "webhook"},
                 {"type": "schedule", "every_minutes": "60", "input": {"customer_id": "C1"}},
-                {"type": "workflow", "workflow_id": 7, "outcome": "escalated"},
+                {"type": "workflow", "workflow_id": 7, "outcome": "rejected"},
             ],
         )
     )
