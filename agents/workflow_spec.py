@@ -4,6 +4,7 @@ A workflow definition::
 
     {"description": "...",
      "input_fields": [field...],
+     "subject_field": the input field naming the data subject (needed with personal fields),
      "pattern": "sequential" | "concurrent" | "router" | "maker_checker" | "supervisor"
                 | "conversation",
      "steps": [{"key": "kyc", "label": "KYC check", "agent_id": 12, "agent_version": 3,
@@ -101,6 +102,13 @@ def validate_workflow_definition(
         input_fields = parse_fields(definition.get("input_fields", []), "input_fields")
     except FieldSpecError as exc:
         raise DefinitionError(exc.path, exc.problem) from None
+    subject_field = definition.get("subject_field") or None
+    if subject_field is not None and subject_field not in {f.name for f in input_fields}:
+        raise DefinitionError("subject_field", f"{subject_field!r} is not an input field")
+    if subject_field is None and any(f.personal for f in input_fields):
+        raise DefinitionError(
+            "subject_field", "input fields marked personal need the field naming the data subject"
+        )
     pattern = definition.get("pattern")
     if pattern not in PATTERNS:
         raise DefinitionError("pattern", f"one of {', '.join(PATTERNS)}")
@@ -126,6 +134,7 @@ def validate_workflow_definition(
     return {
         "description": description.strip(),
         "input_fields": [f.as_dict() for f in input_fields],
+        "subject_field": subject_field,
         "pattern": pattern,
         "steps": normalised_steps,
         "config": config,
