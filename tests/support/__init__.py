@@ -1,0 +1,1 @@
+"""Real counterparts the tests run against on loopback (no patched clients)."""
