@@ -33,7 +33,7 @@ class Command(BaseCommand):
         var = str(settings.VAR_DIR)
         os.makedirs(var, exist_ok=True)
         commands = {
-            "web": [python, "manage.py", "runserver", "--noreload", addr],
+            "web": [python, str(settings.BASE_DIR / "manage.py"), "runserver", "--noreload", addr],
             "worker": [
                 python,
                 "-m",
@@ -100,8 +100,12 @@ class Command(BaseCommand):
         self.stdout.write("\n".join(lines))
 
     def _stop_all(self, children: dict[str, subprocess.Popen]) -> None:
+        self.stdout.write(f"Stopping web server, worker and beat (at most {GRACE_SECONDS} s)...")
+        # SIGTERM to each leader only: the worker's warm shutdown stops its own pool processes
+        # (signalled directly, they die under it and the main process then hangs).
         for child in children.values():
-            _signal_group(child, signal.SIGTERM)
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + GRACE_SECONDS
         for child in children.values():
             remaining = max(0.1, deadline - time.monotonic())
