@@ -43,10 +43,9 @@ format: $(STAMP_DEV)
 	$(VENV)/bin/ruff format .
 
 bench: $(STAMP_DEV)
-	@set -e; for script in bench/*.py; do \
-		case "$$script" in bench/_*) continue;; esac; \
-		echo "== $$script"; $(PY) "$$script"; \
-	done
+	@set -e; shopt -s nullglob; scripts=(bench/[!_]*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "No benchmarks in bench/ yet."; exit 0; fi; \
+	for script in "$${scripts[@]}"; do echo "== $$script"; $(PY) "$$script"; done
 
 clean:
 	rm -rf var .pytest_cache
