@@ -1,0 +1,271 @@
+"""CSV and JSON Lines exports, as generators of byte chunks.
+
+CSV: one header line, then one line per record in ascending `seq`, comma-separated, quoted
+only where needed, UTF-8, `\\n` line ends. Columns:
+
+=======================  =====================================================================
+seq                      the record's position in the chain (gapless from 1)
+recorded_at              when it was appended: UTC, ISO 8601 with microseconds and a Z, as in
+                         the canonical record
+event                    what happened (`agent.decided`, `run.started`, `export.made`, ...)
+actor_type               person, agent or system
+actor_id, actor_name     the user id and username, the agent version's id and name, or empty
+                         and "steward" for the system
+team_id, team_name       the team the record belongs to, with its name at the time (empty when
+                         none); likewise workflow_id, workflow_name, agent_id, agent_name
+run_id                   the run it belongs to (empty when none)
+decision                 the body's decision, as text of at most 200 characters (empty when none)
+confidence               the body's confidence (empty when none)
+subject_id               the data subject of the record's personal part (empty when it has none).
+                         The personal part itself appears only as ciphertext inside `canonical`:
+                         CSV and JSON Lines exports never decrypt it.
+personal_erased_at       set when that subject was erased (right to erasure): when (UTC), by whom
+personal_erased_by       and why. The ciphertext stays in `canonical` (the chain still verifies)
+personal_erasure_reason  but nobody can read it any more.
+prev_hash, hash          the chain links, hex: hash = SHA-256(bytes of prev_hash || canonical as
+                         UTF-8); the first record's prev_hash is 64 zeros
+canonical                the record's RFC 8785 JSON, exactly the bytes that were hashed; every
+                         other column except the erasure ones is a copy of a value inside it
+=======================  =====================================================================
+
+Empty text and missing values are both written as empty fields. Values are written verbatim (this
+is evidence): a spreadsheet may treat a cell starting with "=" as a formula, so open the file as
+text. On PostgreSQL the rows come from `COPY (SELECT ...) TO STDOUT (FORMAT csv)`, one statement
+per window of `seq` so the connection is free between windows; elsewhere from keyset chunks
+written with the csv module. Both give the same bytes.
+
+JSON Lines: one JSON object per line, in ascending `seq`::
+
+    {"seq": 7, "hash": "...", "prev_hash": "...", "record": {...}, "erasure": null}
+
+`record` is the stored canonical text embedded verbatim: serialising it again with RFC 8785
+gives back exactly the hashed bytes. `erasure` is null, or when the record's data subject was
+erased ``{"subject", "erased_at", "erased_by", "reason"}``. As in CSV, the personal part appears
+only as its ciphertext (`record.personal`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import (
+    Case,
+    CharField,
+    F,
+    Func,
+    OuterRef,
+    Q,
+    Subquery,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.functions import NullIf
+
+from governance.exports.selection import Selection, erasures_of, iso_utc, keyset_chunks
+from governance.models import SubjectKey
+
+RECORD_COLUMNS = (
+    "seq",
+    "recorded_at",
+    "event",
+    "actor_type",
+    "actor_id",
+    "actor_name",
+    "team_id",
+    "team_name",
+    "workflow_id",
+    "workflow_name",
+    "agent_id",
+    "agent_name",
+    "run_id",
+    "decision",
+    "confidence",
+    "subject_id",
+)
+ERASURE_COLUMNS = ("personal_erased_at", "personal_erased_by", "personal_erasure_reason")
+CHAIN_COLUMNS = ("prev_hash", "hash", "canonical")
+CSV_HEADER = (*RECORD_COLUMNS, *ERASURE_COLUMNS, *CHAIN_COLUMNS)
+_FIELDS = (*RECORD_COLUMNS, *CHAIN_COLUMNS)
+_SUBJECT = _FIELDS.index("subject_id")
+
+CHUNK_ROWS = 2000  # records per keyset query (~2.5 MB of canonical text)
+COPY_WINDOW = 50_000  # seqs per COPY statement
+FLUSH_BYTES = 256 * 1024  # bytes gathered before a chunk is handed on
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Tally:
+    """What the stream has produced so far (read by the service when it records the export)."""
+
+    records: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    extra: dict = field(default_factory=dict)  # format-specific facts (the bundle's manifest)
+
+    def saw(self, first: int, last: int, count: int) -> None:
+        if self.first_seq is None:
+            self.first_seq = first
+        self.last_seq = last
+        self.records += count
+
+    @property
+    def range(self) -> dict | None:
+        if self.first_seq is None:
+            return None
+        return {"first_seq": self.first_seq, "last_seq": self.last_seq}
+
+
+def csv_chunks(
+    selection: Selection, tally: Tally, progress: Progress | None = None
+) -> Iterator[bytes]:
+    if connection.vendor == "postgresql":
+        return _csv_by_copy(selection, tally, progress)
+    return _csv_by_rows(selection, tally, progress)
+
+
+def _header_bytes() -> bytes:
+    return (",".join(CSV_HEADER) + "\n").encode()
+
+
+def _csv_by_rows(selection: Selection, tally: Tally, progress: Progress | None) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    yield _header_bytes()
+    for rows in keyset_chunks(selection.records(), _FIELDS, CHUNK_ROWS):
+        erased = erasures_of(row[_SUBJECT] for row in rows)
+        for row in rows:
+            cells = list(row)
+            cells[1] = iso_utc(cells[1])
+            cells[14] = "" if cells[14] is None else repr(cells[14])
+            gone = erased.get(row[_SUBJECT])
+            tail = (gone.erased_at, gone.erased_by, gone.reason) if gone else ("", "", "")
+            cells[len(RECORD_COLUMNS) : len(RECORD_COLUMNS)] = tail
+            writer.writerow(cells)
+        tally.saw(rows[0][0], rows[-1][0], len(rows))
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+        if progress:
+            progress(tally.records)
+
+
+class UtcIso(Func):
+    """A timestamp as the ledger writes it (PostgreSQL only: used inside COPY)."""
+
+    output_field = CharField()
+    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+
+def copy_query(selection: Selection, low: int, high: int) -> tuple[str, tuple]:
+    """The SELECT that COPY writes for the selected records with low < seq <= high.
+
+    Built from the selection's own queryset (visibility and filter included). Empty text is
+    turned into NULL so COPY writes it as an empty field, like the csv module. The erasure
+    columns are scalar subqueries evaluated only for records that have a data subject.
+    """
+    erased = SubjectKey.objects.filter(subject_id=OuterRef("subject_id"), erased_at__isnull=False)
+
+    def erasure(expression):
+        return Case(
+            When(~Q(subject_id=""), then=Subquery(erased.annotate(v=expression).values("v")[:1])),
+            default=None,
+        )
+
+    def text(name):
+        return NullIf(F(name), Value(""), output_field=TextField())
+
+    columns = {
+        "c_seq": F("seq"),
+        "c_recorded_at": UtcIso(F("recorded_at")),
+        **{f"c_{name}": text(name) for name in RECORD_COLUMNS[2:14]},
+        "c_confidence": F("confidence"),
+        "c_subject_id": text("subject_id"),
+        "c_erased_at": erasure(UtcIso(F("erased_at"))),
+        "c_erased_by": erasure(text("erased_by")),
+        "c_erasure_reason": erasure(text("erasure_reason")),
+        "c_prev_hash": F("prev_hash"),
+        "c_hash": F("hash"),
+        "c_canonical": F("canonical"),
+    }
+    queryset = (
+        selection.records()
+        .filter(seq__gt=low, seq__lte=high)
+        .annotate(**columns)
+        .order_by("seq")
+        .values_list(*columns)
+    )
+    sql, params = queryset.query.sql_with_params()
+    return sql, params
+
+
+def _csv_by_copy(selection: Selection, tally: Tally, progress: Progress | None) -> Iterator[bytes]:
+    yield _header_bytes()
+    first = selection.first_seq()
+    if first is None:
+        return
+    low = first - 1
+    while low < selection.upper_seq:
+        high = min(low + COPY_WINDOW, selection.upper_seq)
+        sql, params = copy_query(selection, low, high)
+        buffer = bytearray()
+        rows = 0
+        last_row_length = 0
+        # Each COPY data message is exactly one row, so counting messages counts records and
+        # the last message's length finds the last row's seq without parsing the CSV.
+        statement = f"COPY ({sql}) TO STDOUT (FORMAT csv)"
+        with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
+            for data in copy:
+                if not rows:
+                    first_row = bytes(data[:24])
+                buffer += data
+                rows += 1
+                last_row_length = len(data)
+                if len(buffer) >= FLUSH_BYTES:
+                    last_seq = _leading_int(buffer[-last_row_length:])
+                    tally.saw(_leading_int(first_row), last_seq, 0)
+                    yield bytes(buffer)
+                    buffer.clear()
+        if rows:
+            if buffer:
+                tally.saw(_leading_int(first_row), _leading_int(buffer[-last_row_length:]), 0)
+                yield bytes(buffer)
+            tally.records += rows
+        low = high
+        if progress:
+            progress(tally.records)
+
+
+def _leading_int(row: bytes | bytearray) -> int:
+    return int(bytes(row[: row.index(b",")]))
+
+
+def jsonl_chunks(
+    selection: Selection, tally: Tally, progress: Progress | None = None
+) -> Iterator[bytes]:
+    fields = ("seq", "hash", "prev_hash", "canonical", "subject_id")
+    for rows in keyset_chunks(selection.records(), fields, CHUNK_ROWS):
+        erased = erasures_of(row[4] for row in rows)
+        lines = []
+        for seq, digest, prev_hash, canonical, subject in rows:
+            gone = erased.get(subject)
+            erasure = json_text(gone.as_dict()) if gone else "null"
+            lines.append(
+                f'{{"seq":{seq},"hash":"{digest}","prev_hash":"{prev_hash}",'
+                f'"record":{canonical},"erasure":{erasure}}}\n'
+            )
+        tally.saw(rows[0][0], rows[-1][0], len(rows))
+        yield "".join(lines).encode()
+        if progress:
+            progress(tally.records)
+
+
+def json_text(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
