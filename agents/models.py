@@ -142,6 +142,8 @@ class Workflow(Definition):
     published_version = models.OneToOneField(
         "WorkflowVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Fernet ciphertext of the webhook signing secret (agents.engine.triggers); shown once.
+    webhook_secret = models.BinaryField(null=True, editable=False)
 
     class Meta(Definition.Meta):
         default_permissions = ("view", "change")
@@ -461,3 +463,15 @@ ESCALATION_KINDS = {
     "turn_limit": "Turn limit reached",
     "human_task": "Task for a person",
 }
+
+
+class WebhookDelivery(models.Model):
+    """A webhook signature already used: the same signed request is never accepted twice."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+")
+    signature = models.CharField(max_length=64, unique=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    run = models.ForeignKey(Run, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    def __str__(self) -> str:
+        return f"webhook delivery {self.signature[:12]}"

@@ -14,7 +14,9 @@ A workflow definition::
                 stop_condition, max_turns},
      "triggers": [{"type": "webhook"} | {"type": "schedule", "every_minutes": n,
                   "input": {...}} | {"type": "workflow", "workflow_id": n,
-                  "outcome": "completed" | "rejected" | "cancelled" | "any"}]}
+                  "outcome": "completed" | "rejected" | "cancelled" | "any"}],
+     each trigger with an optional "run_as": the username whose `run` permission is checked
+     every time it fires (the person who submitted the version when left out)}
 
 Roles by pattern (every pattern may also be started by triggers: that is the event-driven
 pattern of DESIGN.md):
@@ -454,8 +456,12 @@ def _triggers(triggers, input_fields) -> list[dict]:
         if not isinstance(trigger, dict) or trigger.get("type") not in TRIGGER_TYPES:
             raise DefinitionError(f"{where}.type", f"one of {', '.join(TRIGGER_TYPES)}")
         kind = trigger["type"]
+        run_as = trigger.get("run_as") or ""
+        if not isinstance(run_as, str) or len(run_as) > 150:
+            raise DefinitionError(f"{where}.run_as", "the username the trigger runs as")
+        owner = {"run_as": run_as.strip()} if run_as.strip() else {}
         if kind == "webhook":
-            result.append({"type": "webhook"})
+            result.append({"type": "webhook", **owner})
         elif kind == "schedule":
             every = trigger.get("every_minutes")
             if isinstance(every, str) and every.isdigit():
@@ -465,7 +471,7 @@ def _triggers(triggers, input_fields) -> list[dict]:
             data = trigger.get("input") or {}
             if not isinstance(data, dict):
                 raise DefinitionError(f"{where}.input", "the input each scheduled run starts with")
-            result.append({"type": "schedule", "every_minutes": every, "input": data})
+            result.append({"type": "schedule", "every_minutes": every, "input": data, **owner})
         else:
             workflow_id = trigger.get("workflow_id")
             if isinstance(workflow_id, str) and workflow_id.isdigit():
@@ -475,5 +481,7 @@ def _triggers(triggers, input_fields) -> list[dict]:
             outcome = trigger.get("outcome") or "completed"
             if outcome not in OUTCOMES:
                 raise DefinitionError(f"{where}.outcome", f"one of {', '.join(OUTCOMES)}")
-            result.append({"type": "workflow", "workflow_id": workflow_id, "outcome": outcome})
+            result.append(
+                {"type": "workflow", "workflow_id": workflow_id, "outcome": outcome, **owner}
+            )
     return result

@@ -48,7 +48,12 @@ def celery_config(conf) -> dict:
         }
     else:
         config["worker_prefetch_multiplier"] = 1
-        transport_options = {"visibility_timeout": conf.CELERY_VISIBILITY_TIMEOUT}
+        transport_options = {
+            "visibility_timeout": conf.CELERY_VISIBILITY_TIMEOUT,
+            # A request that starts a run must not hang on a dead broker: the step stays
+            # queued in the database and the sweeper sends it later.
+            "socket_connect_timeout": 2,
+        }
         config["broker_transport_options"] = transport_options
         config["result_backend_transport_options"] = dict(transport_options)
     if conf.CELERY_RESULT_BACKEND.startswith("file://"):
@@ -67,6 +72,10 @@ def embedded_broker_folders(base: Path) -> dict[str, Path]:
 def periodic_tasks() -> dict:
     return {
         "worker-heartbeat": {"task": "console.tasks.heartbeat", "schedule": 30.0},
+        # The sweeper: re-sends steps whose lease expired (dead worker) or whose send failed
+        # (broker down), and retries whose backoff ended. It is what makes a crash safe.
+        "engine-sweep": {"task": "agents.engine.sweep", "schedule": 5.0},
+        "engine-schedules": {"task": "agents.engine.fire_schedules", "schedule": 60.0},
     }
 
 

@@ -1,0 +1,1 @@
+"""The run engine. Public entry points: `start`, `cancel`, `resolve`, `execute_step`."""

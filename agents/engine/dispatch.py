@@ -1,0 +1,74 @@
+"""Ringing the doorbell: sending step attempts to the workers, and the sweeper.
+
+Sends happen after commit and never block a request on a dead broker: a send that fails
+leaves the step queued in the database, where the sweeper finds it again. The sweeper also
+re-sends steps whose lease expired (a worker died mid-step) and retries whose backoff ended.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from agents.models import StepRun
+
+log = logging.getLogger(__name__)
+
+RESEND_QUEUED_AFTER = timedelta(seconds=30)
+
+
+def send_after_commit(step_run_ids, *, countdown: float | None = None) -> None:
+    ids = [i for i in step_run_ids if i is not None]
+    if ids:
+        transaction.on_commit(lambda: send_now(ids, countdown=countdown))
+
+
+def send_now(step_run_ids, *, countdown: float | None = None) -> int:
+    """Publish one task per step attempt; returns how many were handed to the broker."""
+    from agents.engine.tasks import execute_step
+
+    sent = []
+    for step_run_id in step_run_ids:
+        try:
+            execute_step.apply_async((step_run_id,), countdown=countdown, retry=False)
+        except Exception as exc:  # broker down: the sweeper sends it when the broker is back
+            log.warning("step %s not sent (%s); the sweeper will send it", step_run_id, exc)
+            continue
+        sent.append(step_run_id)
+    if sent:
+        StepRun.objects.filter(pk__in=sent).update(
+            dispatched_at=timezone.now(), dispatch_count=F("dispatch_count") + 1
+        )
+    return len(sent)
+
+
+def sweep(now=None) -> dict:
+    """Re-queue expired leases and send every queued attempt that is due and not in flight."""
+    now = now or timezone.now()
+    expired = list(
+        StepRun.objects.filter(status=StepRun.Status.RUNNING, lease_expires_at__lt=now).values_list(
+            "pk", flat=True
+        )[:500]
+    )
+    if expired:
+        # The worker holding these died; the same attempt runs again (nothing was recorded).
+        StepRun.objects.filter(
+            pk__in=expired, status=StepRun.Status.RUNNING, lease_expires_at__lt=now
+        ).update(
+            status=StepRun.Status.QUEUED,
+            lease_token=None,
+            lease_expires_at=None,
+            dispatched_at=None,
+        )
+    due = list(
+        StepRun.objects.filter(status=StepRun.Status.QUEUED)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - RESEND_QUEUED_AFTER))
+        .values_list("pk", flat=True)[:500]
+    )
+    sent = send_now(due) if due else 0
+    return {"expired": len(expired), "due": len(due), "sent": sent}

@@ -1,0 +1,217 @@
+"""Executing one step attempt: claim it, run the agent outside any transaction, record.
+
+1. Claim (short transaction, row locked): only a queued attempt, or a running one whose lease
+   expired, is taken; the claimant gets a fresh lease token. A duplicate delivery finds the row
+   claimed or finished and does nothing.
+2. Execute the agent with no transaction open, renewing the lease from a side thread, so a
+   slow model call holds no database lock and a dead worker's lease soon expires.
+3. Record (transaction, run and step rows locked): only if the lease is still ours. The
+   decision, its ledger records and the next ready steps are written together; a worker
+   killed before this commit left nothing behind, and the attempt simply runs again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from datetime import timedelta
+
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from agents.engine import dispatch, escalations
+from agents.engine.records import append_step
+from agents.engine.specs import agent_spec
+from agents.engine.taxonomy import AwaitingPerson, StepFailure, SystemUnavailable
+from agents.kinds.base import run as run_agent
+from agents.models import Run, StepRun
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 15
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_MAX_SECONDS = 300.0
+
+
+def backoff_seconds(attempt: int, rng=random) -> float:
+    """Exponential backoff with full jitter: uniform in [base/2, base * 2**(attempt-1)]."""
+    ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+    return rng.uniform(ceiling / 2, ceiling)
+
+
+def claim(step_run_id: int) -> tuple[StepRun, uuid.UUID] | None:
+    now = timezone.now()
+    with transaction.atomic():
+        step_run = (
+            StepRun.objects.select_for_update()
+            .select_related("run", "agent", "agent_version", "agent_version__agent")
+            .filter(pk=step_run_id)
+            .first()
+        )
+        if step_run is None:
+            return None
+        if step_run.status == StepRun.Status.RUNNING:
+            if step_run.lease_expires_at and step_run.lease_expires_at > now:
+                return None  # another worker holds it
+        elif step_run.status != StepRun.Status.QUEUED:
+            return None  # already decided, escalated or cancelled
+        if step_run.not_before and step_run.not_before > now:
+            return None  # a retry whose backoff has not ended; the sweeper sends it
+        if step_run.run.status == Run.Status.FINISHED:
+            step_run.status = StepRun.Status.CANCELLED
+            step_run.finished_at = now
+            step_run.save(update_fields=["status", "finished_at"])
+            return None
+        token = uuid.uuid4()
+        first_claim = step_run.started_at is None
+        step_run.status = StepRun.Status.RUNNING
+        step_run.lease_token = token
+        step_run.lease_expires_at = now + timedelta(seconds=LEASE_SECONDS)
+        step_run.started_at = step_run.started_at or now
+        step_run.save(update_fields=["status", "lease_token", "lease_expires_at", "started_at"])
+        if first_claim:
+            append_step("step.started", step_run, {"attempt": step_run.attempt})
+    return step_run, token
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the lease while the agent runs; stops when told or when the lease is lost."""
+
+    def __init__(self, step_run_id: int, token: uuid.UUID):
+        super().__init__(daemon=True, name=f"lease-{step_run_id}")
+        self.step_run_id = step_run_id
+        self.token = token
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(LEASE_SECONDS / 3):
+                renewed = StepRun.objects.filter(
+                    pk=self.step_run_id, lease_token=self.token, status=StepRun.Status.RUNNING
+                ).update(lease_expires_at=timezone.now() + timedelta(seconds=LEASE_SECONDS))
+                if not renewed:
+                    return
+        except Exception:  # a failed renewal only shortens the lease; the sweeper covers it
+            log.exception("lease renewal of step %s failed", self.step_run_id)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+def execute_step(step_run_id: int) -> str:
+    """Run one attempt end to end; returns what happened (for logs and tests)."""
+    claimed = claim(step_run_id)
+    if claimed is None:
+        return "skipped"
+    step_run, token = claimed
+    keeper = LeaseKeeper(step_run_id, token)
+    keeper.start()
+    try:
+        try:
+            spec = agent_spec(step_run.agent_version)
+            outcome = run_agent(spec, step_run.input)
+        except (StepFailure, AwaitingPerson) as exc:
+            outcome = exc
+        except Exception as exc:  # a bug in an executor must still reach a person
+            log.exception("step %s: executor error", step_run_id)
+            outcome = StepFailure(
+                f"internal error in the {step_run.agent.kind} executor: "
+                f"{type(exc).__name__}: {exc}"[:500]
+            )
+            outcome.kind = "out_of_scope"
+    finally:
+        keeper.stop()
+    close_old_connections()
+    return record(step_run_id, token, outcome)
+
+
+def record(step_run_id: int, token: uuid.UUID, outcome) -> str:
+    with transaction.atomic():
+        step_run = (
+            StepRun.objects.select_for_update()
+            .select_related("agent", "agent_version")
+            .get(pk=step_run_id)
+        )
+        run = (
+            Run.objects.select_for_update()
+            .select_related("workflow", "workflow_version", "team")
+            .get(pk=step_run.run_id)
+        )
+        step_run.run = run
+        if step_run.lease_token != token or step_run.status != StepRun.Status.RUNNING:
+            return "lease lost"  # the sweeper gave it to another worker; theirs counts
+        if run.status == Run.Status.FINISHED:
+            step_run.status = StepRun.Status.CANCELLED
+            step_run.finished_at = timezone.now()
+            step_run.save(update_fields=["status", "finished_at"])
+            return "cancelled"
+        step_run.lease_token = None
+        step_run.lease_expires_at = None
+        if isinstance(outcome, (StepFailure, AwaitingPerson)):
+            return _record_failure(run, step_run, outcome)
+        return _record_decision(run, step_run, outcome)
+
+
+def _record_decision(run: Run, step_run: StepRun, decision) -> str:
+    from agents.engine import advance
+
+    step_run.status = StepRun.Status.SUCCEEDED
+    step_run.output = decision.output
+    step_run.decision = str(decision.decision or "")[:200]
+    step_run.confidence = decision.confidence
+    step_run.rationale = (decision.rationale or "")[:5000]
+    step_run.finished_at = timezone.now()
+    record = append_step("agent.decided", step_run, decision.as_body())
+    step_run.decision_seq = record.seq
+    step_run.save()
+    for call in decision.tool_calls:
+        append_step("tool.called", step_run, {"call": call}, personal_inputs=False)
+    follow_up = advance.after_step(run, step_run)
+    dispatch.send_after_commit([s.pk for s in follow_up if s.status == StepRun.Status.QUEUED])
+    return "decided"
+
+
+def _record_failure(run: Run, step_run: StepRun, failure) -> str:
+    if isinstance(failure, AwaitingPerson):
+        escalations.raise_for(step_run, failure)
+        return "waiting"
+    step_run.error = failure.context()
+    step_run.finished_at = timezone.now()
+    append_step("step.failed", step_run, {"attempt": step_run.attempt, "error": failure.context()})
+    limit = step_run.agent_version.definition.get("retry_limit", 3)
+    if isinstance(failure, SystemUnavailable) and step_run.attempt <= limit:
+        delay = backoff_seconds(step_run.attempt)
+        step_run.status = StepRun.Status.RETRYING
+        step_run.save()
+        retry = StepRun.objects.create(
+            run=run,
+            step_key=step_run.step_key,
+            activation=step_run.activation,
+            attempt=step_run.attempt + 1,
+            agent=step_run.agent,
+            agent_version=step_run.agent_version,
+            input=step_run.input,
+            not_before=timezone.now() + timedelta(seconds=delay),
+        )
+        append_step(
+            "step.retried",
+            step_run,
+            {
+                "attempt": step_run.attempt,
+                "next_attempt": retry.attempt,
+                "delay_seconds": round(delay, 3),
+                "retry_limit": limit,
+            },
+            personal_inputs=False,
+        )
+        dispatch.send_after_commit([retry.pk], countdown=delay)
+        return "retrying"
+    step_run.status = StepRun.Status.ESCALATED
+    step_run.save()
+    escalations.raise_for(step_run, failure)
+    return "escalated"

@@ -1,0 +1,375 @@
+"""The engine's rules, driven synchronously (the same execute_step a worker runs)."""
+
+import json
+
+import pytest
+from django.core.exceptions import PermissionDenied
+
+from agents.engine import escalations, runs
+from agents.models import Escalation, Run, StepRun
+from governance.models import DecisionRecord, Team
+from tests.support.engine import drain, human_agent, rules_agent, workflow
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def team(demo_people):
+    return Team.objects.get(name="Onboarding")
+
+
+@pytest.fixture
+def kyc(team, demo_people):
+    return rules_agent(
+        "KYC",
+        team,
+        demo_people,
+        inputs=[("customer_id", "text", True), ("country", "text", True)],
+        outputs=[("risk", "text")],
+        rows=[
+            {
+                "condition": "input.country in ['DE', 'FR', 'NL']",
+                "outputs": {"risk": "low"},
+                "decision": "pass",
+                "confidence": 0.95,
+            },
+            {
+                "condition": "input.country == 'XX'",
+                "outputs": {"risk": "high"},
+                "decision": "refer",
+                "confidence": 0.4,
+            },
+        ],
+        threshold=0.6,
+    )
+
+
+@pytest.fixture
+def credit(team, demo_people):
+    return rules_agent(
+        "Credit",
+        team,
+        demo_people,
+        inputs=[("risk", "text", True), ("amount", "number", True)],
+        outputs=[("limit", "number")],
+        rows=[
+            {
+                "condition": "input.risk == 'low' && input.amount <= 10000.0",
+                "outputs": {"limit": 10000},
+                "decision": "approve",
+                "confidence": 0.9,
+            },
+            {
+                "condition": "input.risk == 'low' && input.amount > 10000.0",
+                "outputs": {"limit": 5000},
+                "decision": "approve",
+                "confidence": 0.9,
+            },
+            {
+                "condition": "input.risk != 'low'",
+                "outputs": {"limit": 0},
+                "decision": "decline",
+                "confidence": 0.9,
+            },
+        ],
+        policy="unique",
+    )
+
+
+def events_of(run: Run) -> list[str]:
+    return list(
+        DecisionRecord.objects.filter(run_id=str(run.pk))
+        .order_by("seq")
+        .values_list("event", flat=True)
+    )
+
+
+def sequential(team, people, kyc, credit):
+    return workflow(
+        "Onboard",
+        team,
+        people,
+        pattern="sequential",
+        inputs=[("customer_id", "text"), ("country", "text"), ("amount", "number")],
+        steps=[
+            {"key": "kyc", "agent_id": kyc.pk},
+            {
+                "key": "credit",
+                "agent_id": credit.pk,
+                "input_mapping": {"risk": "steps.kyc.output.risk"},
+            },
+        ],
+    )
+
+
+def test_a_sequential_run_decides_each_step_in_order(team, demo_people, kyc, credit):
+    flow = sequential(team, demo_people, kyc, credit)
+    run = runs.start(
+        flow.published_version,
+        {"customer_id": "C1", "country": "DE", "amount": 500},
+        actor=demo_people["operator"],
+        trigger=Run.Trigger.MANUAL,
+    )
+    run = drain(run)
+    assert (run.status, run.outcome) == (Run.Status.FINISHED, Run.Outcome.COMPLETED)
+    assert run.output == {"limit": 10000}
+    assert events_of(run) == [
+        "run.started",
+        "step.started",
+        "agent.decided",
+        "handoff",
+        "step.started",
+        "agent.decided",
+        "run.finished",
+    ]
+
+
+def test_bad_input_starts_nothing(team, demo_people, kyc, credit):
+    flow = sequential(team, demo_people, kyc, credit)
+    with pytest.raises(runs.StartError) as caught:
+        runs.start(
+            flow.published_version,
+            {"customer_id": "C1", "amount": "lots"},
+            actor=demo_people["operator"],
+            trigger=Run.Trigger.MANUAL,
+        )
+    assert caught.value.errors["country"] == "this field is required"
+    assert "amount" in caught.value.errors
+    assert not Run.objects.exists()
+
+
+def test_only_people_who_may_run_it_start_a_run(team, demo_people, kyc, credit):
+    flow = sequential(team, demo_people, kyc, credit)
+    with pytest.raises(PermissionDenied):
+        runs.start(
+            flow.published_version, {}, actor=demo_people["builder2"], trigger=Run.Trigger.MANUAL
+        )
+
+
+def test_low_confidence_escalates_with_the_options_and_approval_resumes(
+    team, demo_people, kyc, credit
+):
+    flow = sequential(team, demo_people, kyc, credit)
+    run = drain(
+        runs.start(
+            flow.published_version,
+            {"customer_id": "C1", "country": "XX", "amount": 500},
+            actor=demo_people["operator"],
+            trigger=Run.Trigger.MANUAL,
+        )
+    )
+    assert run.status == Run.Status.WAITING
+    escalation = Escalation.objects.get(run=run)
+    assert escalation.kind == "low_confidence"
+    assert escalation.context["threshold"] == 0.6
+    assert escalation.context["options"][0]["decision"] == "refer"
+    escalations.resolve(
+        escalation, actor=demo_people["approver"], action="approve", option=0, note="known customer"
+    )
+    run = drain(run)
+    # The person's choice (risk high) flows on; the credit table declines.
+    assert (run.status, run.outcome) == (Run.Status.FINISHED, Run.Outcome.COMPLETED)
+    assert run.output == {"limit": 0}
+    assert "escalation.resolved" in events_of(run)
+
+
+def test_rule_conflict_escalates_naming_both_rules(team, demo_people, kyc):
+    conflicted = rules_agent(
+        "Overlap",
+        team,
+        demo_people,
+        inputs=[("amount", "number", True)],
+        outputs=[("band", "text")],
+        rows=[
+            {"condition": "input.amount > 10.0", "outputs": {"band": "a"}, "decision": "a"},
+            {"condition": "input.amount > 5.0", "outputs": {"band": "b"}, "decision": "b"},
+        ],
+        policy="unique",
+    )
+    flow = workflow(
+        "Bands",
+        team,
+        demo_people,
+        pattern="sequential",
+        inputs=[("amount", "number")],
+        steps=[{"key": "band", "agent_id": conflicted.pk}],
+    )
+    run = drain(
+        runs.start(
+            flow.published_version,
+            {"amount": 20},
+            actor=demo_people["operator"],
+            trigger=Run.Trigger.MANUAL,
+        )
+    )
+    escalation = Escalation.objects.get(run=run)
+    assert escalation.kind == "rule_conflict"
+    assert len(escalation.context["rules"]) == 2
+    escalations.resolve(escalation, actor=demo_people["approver"], action="approve", option=1)
+    run = drain(run)
+    assert run.output == {"band": "b"}
+
+
+def test_out_of_scope_escalates_and_reject_ends_the_run(team, demo_people, kyc, credit):
+    flow = sequential(team, demo_people, kyc, credit)
+    run = drain(
+        runs.start(
+            flow.published_version,
+            {"customer_id": "C1", "country": "US", "amount": 500},
+            actor=demo_people["operator"],
+            trigger=Run.Trigger.MANUAL,
+        )
+    )
+    escalation = Escalation.objects.get(run=run)
+    assert escalation.kind == "out_of_scope"
+    escalations.resolve(
+        escalation, actor=demo_people["approver"], action="reject", note="not our market"
+    )
+    run.refresh_from_db()
+    assert (run.status, run.outcome) == (Run.Status.FINISHED, Run.Outcome.REJECTED)
+    assert events_of(run)[-1] == "run.finished"
+
+
+def test_a_handoff_error_names_the_missing_field_and_supplied_data_resumes(
+    team, demo_people, credit
+):
+    partial = rules_agent(
+        "Partial",
+        team,
+        demo_people,
+        inputs=[("customer_id", "text", True)],
+        outputs=[("risk", "text"), ("note", "text")],
+        rows=[{"condition": "true", "outputs": {"note": "x"}, "decision": "ok"}],
+        policy="collect",
+    )
+    flow = workflow(
+        "Handoff",
+        team,
+        demo_people,
+        pattern="sequential",
+        inputs=[("customer_id", "text"), ("amount", "number")],
+        steps=[
+            {"key": "first", "agent_id": partial.pk},
+            {
+                "key": "credit",
+                "agent_id": credit.pk,
+                "input_mapping": {"risk": "steps.first.output.risk"},
+            },
+        ],
+    )
+    run = drain(
+        runs.start(
+            flow.published_version,
+            {"customer_id": "C1", "amount": 5},
+            actor=demo_people["operator"],
+            trigger=Run.Trigger.MANUAL,
+        )
+    )
+    escalation = Escalation.objects.get(run=run)
+    assert escalation.kind == "handoff_error"
+    assert escalation.context["to_step"] == "credit"
+    escalations.resolve(
+        escalation, actor=demo_people["approver"], action="supply", data={"risk": "low"}
+    )
+    run = drain(run)
+    assert run.output == {"limit": 10000}
+
+
+def test_human_steps_wait_in_the_inbox_and_the_answer_continues(team, demo_people):
+    person = human_agent(
+        "Review", team, demo_people, inputs=["customer_id"], outputs=[("verdict", "text")]
+    )
+    flow = workflow(
+        "Manual",
+        team,
+        demo_people,
+        pattern="sequential",
+        inputs=[("customer_id", "text")],
+        steps=[{"key": "review", "agent_id": person.pk}],
+    )
+    run = drain(
+        runs.start(
+            flow.published_version,
+            {"customer_id": "C9"},
+            actor=demo_people["operator"],
+            trigger=Run.Trigger.MANUAL,
+        )
+    )
+    task = Escalation.objects.get(run=run)
+    assert task.kind == "human_task"
+    assert StepRun.objects.get(run=run).status == StepRun.Status.WAITING
+    # A builder of the answering team may answer a human task.
+    escalations.resolve(
+        task, actor=demo_people["builder"], action="approve", data={"verdict": "fine"}
+    )
+    run = drain(run)
+    assert run.output == {"verdict": "fine"}
+
+
+def test_strangers_cannot_resolve(team, demo_people, kyc, credit):
+    flow = sequential(team, demo_people, kyc, credit)
+    run = drain(
+        runs.start(
+            flow.published_version,
+            {"customer_id": "C1", "country": "US", "amount": 1},
+            actor=demo_people["operator"],
+            trigger=Run.Trigger.MANUAL,
+        )
+    )
+    escalation = Escalation.objects.get(run=run)
+    with pytest.raises(PermissionDenied):
+        escalations.resolve(escalation, actor=demo_people["builder2"], action="reject")
+
+
+def test_cancel_finishes_the_run_and_closes_its_escalations(team, demo_people, kyc, credit):
+    flow = sequential(team, demo_people, kyc, credit)
+    run = drain(
+        runs.start(
+            flow.published_version,
+            {"customer_id": "C1", "country": "US", "amount": 1},
+            actor=demo_people["operator"],
+            trigger=Run.Trigger.MANUAL,
+        )
+    )
+    runs.cancel(run, actor=demo_people["operator"], reason="duplicate request")
+    run.refresh_from_db()
+    assert run.outcome == Run.Outcome.CANCELLED
+    assert Escalation.objects.get(run=run).status == Escalation.Status.CANCELLED
+
+
+def test_a_repeated_delivery_changes_nothing(team, demo_people, kyc, credit):
+    from agents.engine.execute import execute_step
+
+    flow = sequential(team, demo_people, kyc, credit)
+    run = runs.start(
+        flow.published_version,
+        {"customer_id": "C1", "country": "DE", "amount": 1},
+        actor=demo_people["operator"],
+        trigger=Run.Trigger.MANUAL,
+    )
+    first = StepRun.objects.get(run=run)
+    assert execute_step(first.pk) == "decided"
+    assert execute_step(first.pk) == "skipped"
+    assert DecisionRecord.objects.filter(event="agent.decided", run_id=str(run.pk)).count() == 1
+
+
+def test_records_of_a_run_name_its_versions(team, demo_people, kyc, credit):
+    flow = sequential(team, demo_people, kyc, credit)
+    run = drain(
+        runs.start(
+            flow.published_version,
+            {"customer_id": "C1", "country": "DE", "amount": 1},
+            actor=demo_people["operator"],
+            trigger=Run.Trigger.MANUAL,
+        )
+    )
+    decided = json.loads(
+        DecisionRecord.objects.filter(event="agent.decided", run_id=str(run.pk))
+        .order_by("seq")
+        .first()
+        .canonical
+    )
+    assert decided["refs"]["agent_version"]["name"] == "KYC v1"
+    assert decided["refs"]["workflow_version"]["name"] == "Onboard v1"
+    assert decided["actor"] == {"type": "agent", "id": str(kyc.pk), "name": "KYC v1"}
+    assert decided["body"]["decision"] == "pass"
