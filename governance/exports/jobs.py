@@ -91,9 +91,11 @@ def run_job(job_id: int) -> None:
         logger.exception("export job %s failed", job_id)
         _fail(job_id, f"unexpected error ({type(exc).__name__}); the worker's log has details")
         return
+    units = result.records + export.tally.extra.get("skeleton", {}).get("entries", 0)
     ExportJob.objects.filter(pk=job_id).update(
         status=ExportJob.Status.DONE,
-        progress_done=result.records,
+        progress_done=units,
+        progress_total=units,
         file_path=str(path),
         file_bytes=result.bytes,
         sha256=result.sha256,
