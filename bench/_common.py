@@ -8,12 +8,15 @@ and created anew (the ledger is append-only, so a fresh database is the only way
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import rfc8785
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -112,18 +115,65 @@ def sample_document(seq: int, when: datetime, rng: random.Random) -> dict:
     }
 
 
+def _canonical(doc: dict) -> bytes:
+    """RFC 8785 bytes of a `sample_document`, five times faster than rfc8785.dumps.
+
+    For these documents (ASCII strings, small integers, one float in [0, 1] with 4 decimals)
+    json.dumps with sorted keys and no spaces prints exactly the RFC 8785 bytes, except for
+    integral floats (0.0, 1.0), which ECMAScript prints as 0 and 1: those go to rfc8785.
+    `fill_ledger` also compares every 1000th record with rfc8785.dumps.
+    """
+    if doc["confidence"].is_integer():
+        return rfc8785.dumps(doc)
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _drop_ledger_indexes(cursor) -> list[str]:
+    """Drop the ledger table's secondary indexes and unique constraints (not its primary key);
+    return the statements that rebuild them. Bulk-building afterwards is about twice as fast
+    as maintaining ten indexes row by row."""
+    table = "governance_decisionrecord"
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype = 'u'",
+        [table],
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexname NOT IN "
+        "(SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass)",
+        [table, table],
+    )
+    indexes = cursor.fetchall()
+    for name, _ in constraints:
+        cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _ in indexes:
+        cursor.execute(f'DROP INDEX "{name}"')
+    return [
+        *(
+            f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'
+            for name, definition in constraints
+        ),
+        *(definition for _, definition in indexes),
+    ]
+
+
 def fill_ledger(count: int, *, seed: int = 7, batch: int = 20000) -> float:
     """Append `count` chained records fast (COPY), continuing the current head. Returns seconds.
 
     Builds exactly what `ledger.append` would store (same canonical bytes and hash rule); it
-    only skips the per-record round trips, which is what the append benchmark measures.
+    only skips the per-record round trips, which is what the append benchmark measures. Large
+    fills drop the secondary indexes and rebuild them at the end, all in one transaction.
     """
-    import rfc8785
     from django.db import connection, transaction
 
     rng = random.Random(seed)
     started = time.perf_counter()
     with transaction.atomic():
+        rebuild = []
+        if count >= 50_000:
+            with connection.cursor() as cursor:
+                rebuild = _drop_ledger_indexes(cursor)
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT seq, hash FROM governance_ledgerhead WHERE chain = 'main' FOR UPDATE"
@@ -148,7 +198,9 @@ def fill_ledger(count: int, *, seed: int = 7, batch: int = 20000) -> float:
                     seq += 1
                     when = start_time + timedelta(seconds=seq * 2)
                     doc = sample_document(seq, when, rng)
-                    canonical = rfc8785.dumps(doc)
+                    canonical = _canonical(doc)
+                    if seq % 1000 == 0 and canonical != rfc8785.dumps(doc):
+                        raise AssertionError(f"fast canonical JSON differs at seq {seq}")
                     digest = hashlib.sha256(bytes.fromhex(prev) + canonical).hexdigest()
                     refs = doc["refs"]
                     copy.write_row(
@@ -176,6 +228,10 @@ def fill_ledger(count: int, *, seed: int = 7, batch: int = 20000) -> float:
                     )
                     prev = digest
         with connection.cursor() as cursor:
+            if rebuild:
+                cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            for statement in rebuild:
+                cursor.execute(statement)
             cursor.execute(
                 "UPDATE governance_ledgerhead SET seq = %s, hash = %s WHERE chain = 'main'",
                 [seq, prev],
