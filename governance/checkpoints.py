@@ -38,11 +38,12 @@ def payload_for(seq: int, digest: str, signed_at) -> dict:
 
 
 @transaction.atomic
-def make_checkpoint(reason: str) -> Checkpoint | None:
-    """Sign the current head; None when the ledger is empty."""
+def make_checkpoint(reason: str, head: ledger.Appended | None = None) -> Checkpoint | None:
+    """Sign the current head, or `head` when given (verification signs the head it
+    recomputed, not records appended since); None when the ledger is empty."""
     if reason not in REASONS:
         raise ValueError(f"reason: one of {REASONS}")
-    head = ledger.head()
+    head = head or ledger.head()
     if head.seq == 0:
         return None
     now = timezone.now()
