@@ -72,6 +72,7 @@ def embedded_broker_folders(base: Path) -> dict[str, Path]:
 def periodic_tasks() -> dict:
     return {
         "worker-heartbeat": {"task": "console.tasks.heartbeat", "schedule": 30.0},
+        "ledger-checkpoint": {"task": "governance.tasks.checkpoint_ledger", "schedule": 300.0},
         # The sweeper: re-sends steps whose lease expired (dead worker) or whose send failed
         # (broker down), and retries whose backoff ended. It is what makes a crash safe.
         "engine-sweep": {"task": "agents.engine.sweep", "schedule": 5.0},
