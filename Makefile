@@ -47,5 +47,11 @@ bench: $(STAMP_DEV)
 	if [ $${#scripts[@]} -eq 0 ]; then echo "No benchmarks in bench/ yet."; exit 0; fi; \
 	for script in "$${scripts[@]}"; do echo "== $$script"; $(PY) "$$script"; done
 
+# The engine's chaos loop, 50 times each scenario (5 in `make test`). Needs PostgreSQL and
+# Redis: DATABASE_URL=postgres://... CELERY_BROKER_URL=redis://... make chaos
+chaos: $(STAMP_DEV)
+	CHAOS_REPEAT=$${CHAOS_REPEAT:-50} $(VENV)/bin/pytest -p no:cacheprovider -q \
+		tests/integration/test_engine_workers.py -k "chaos or broker_is_down" --durations=0
+
 clean:
 	rm -rf var .pytest_cache

@@ -217,6 +217,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Governance console for enterprise AI agents.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Agents and connections both have a "kind": name their enums apart.
+    "ENUM_NAME_OVERRIDES": {
+        "AgentKindEnum": "agents.models.Agent.Kind",
+        "ConnectionKindEnum": "agents.models.Connection.Kind",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -236,6 +241,10 @@ CELERY_RESULT_BACKEND = env.str(
     f"file://{VAR_DIR / 'results'}" if CELERY_BROKER_IS_EMBEDDED else CELERY_BROKER_URL,
 )
 CELERY_TASK_DEFAULT_QUEUE = env.str("STEWARD_CELERY_QUEUE", "steward")
+# A running step's lease, renewed while the agent works: how soon a dead worker's step is
+# handed to another. Queued steps not picked up within the resend delay are sent again.
+STEWARD_STEP_LEASE_SECONDS = env.int("STEWARD_STEP_LEASE_SECONDS", 15, minimum=2, maximum=600)
+STEWARD_RESEND_AFTER_SECONDS = env.int("STEWARD_RESEND_AFTER_SECONDS", 30, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -17,8 +18,6 @@ from django.utils import timezone
 from agents.models import StepRun
 
 log = logging.getLogger(__name__)
-
-RESEND_QUEUED_AFTER = timedelta(seconds=30)
 
 
 def send_after_commit(step_run_ids, *, countdown: float | None = None) -> None:
@@ -67,7 +66,10 @@ def sweep(now=None) -> dict:
     due = list(
         StepRun.objects.filter(status=StepRun.Status.QUEUED)
         .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - RESEND_QUEUED_AFTER))
+        .filter(
+            Q(dispatched_at__isnull=True)
+            | Q(dispatched_at__lt=now - timedelta(seconds=settings.STEWARD_RESEND_AFTER_SECONDS))
+        )
         .values_list("pk", flat=True)[:500]
     )
     sent = send_now(due) if due else 0

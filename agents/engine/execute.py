@@ -18,6 +18,7 @@ import threading
 import uuid
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
@@ -30,9 +31,12 @@ from agents.models import Run, StepRun
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 15
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 300.0
+
+
+def lease_seconds() -> int:
+    return settings.STEWARD_STEP_LEASE_SECONDS
 
 
 def backoff_seconds(attempt: int, rng=random) -> float:
@@ -68,7 +72,7 @@ def claim(step_run_id: int) -> tuple[StepRun, uuid.UUID] | None:
         first_claim = step_run.started_at is None
         step_run.status = StepRun.Status.RUNNING
         step_run.lease_token = token
-        step_run.lease_expires_at = now + timedelta(seconds=LEASE_SECONDS)
+        step_run.lease_expires_at = now + timedelta(seconds=lease_seconds())
         step_run.started_at = step_run.started_at or now
         step_run.save(update_fields=["status", "lease_token", "lease_expires_at", "started_at"])
         if first_claim:
@@ -87,10 +91,10 @@ class LeaseKeeper(threading.Thread):
 
     def run(self) -> None:
         try:
-            while not self.stopped.wait(LEASE_SECONDS / 3):
+            while not self.stopped.wait(lease_seconds() / 3):
                 renewed = StepRun.objects.filter(
                     pk=self.step_run_id, lease_token=self.token, status=StepRun.Status.RUNNING
-                ).update(lease_expires_at=timezone.now() + timedelta(seconds=LEASE_SECONDS))
+                ).update(lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds()))
                 if not renewed:
                     return
         except Exception:  # a failed renewal only shortens the lease; the sweeper covers it
