@@ -43,11 +43,12 @@ or ``{"const": value}``.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
-from agents.definitions import MAX_DESCRIPTION, DefinitionError
-from agents.fields import FieldSpecError, parse_fields
+from agents.definitions import MAX_DEFINITION_BYTES, MAX_DESCRIPTION, DefinitionError
+from agents.fields import MAX_TEXT, NAME_PATTERN, FieldSpecError, parse_fields
 
 PATTERNS = ("sequential", "concurrent", "router", "maker_checker", "supervisor", "conversation")
 ROLES = {
@@ -97,6 +98,11 @@ def validate_workflow_definition(
     version it will run (``agent_version``)."""
     if not isinstance(definition, dict):
         raise DefinitionError("definition", "must be an object")
+    size = len(json.dumps(definition, default=str))
+    if size > MAX_DEFINITION_BYTES:
+        raise DefinitionError(
+            "definition", f"is {size} bytes; at most {MAX_DEFINITION_BYTES} are accepted"
+        )
     description = definition.get("description", "") or ""
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
         raise DefinitionError("description", f"text of at most {MAX_DESCRIPTION} characters")
@@ -105,6 +111,8 @@ def validate_workflow_definition(
     except FieldSpecError as exc:
         raise DefinitionError(exc.path, exc.problem) from None
     subject_field = definition.get("subject_field") or None
+    if subject_field is not None and not isinstance(subject_field, str):
+        raise DefinitionError("subject_field", "the name of an input field")
     if subject_field is not None and subject_field not in {f.name for f in input_fields}:
         raise DefinitionError("subject_field", f"{subject_field!r} is not an input field")
     if subject_field is None and any(f.personal for f in input_fields):
@@ -133,7 +141,7 @@ def validate_workflow_definition(
     _agent_rules(normalised_steps, agents, for_submit)
     _mapping_rules(pattern, normalised_steps, input_fields, agents)
     triggers = _triggers(definition.get("triggers") or [], input_fields)
-    return {
+    result = {
         "description": description.strip(),
         "input_fields": [f.as_dict() for f in input_fields],
         "subject_field": subject_field,
@@ -142,6 +150,22 @@ def validate_workflow_definition(
         "config": config,
         "triggers": triggers,
     }
+    _refuse_long_text(result, "")
+    return result
+
+
+def _refuse_long_text(value, path: str) -> None:
+    """Texts the rules above do not bound (constants, schedule inputs, choices) stay within
+    what a field value may hold."""
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise DefinitionError(path or "definition", f"text of at most {MAX_TEXT} characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_long_text(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_long_text(item, f"{path}[{index}]")
 
 
 def load_agent_info(ids, *, for_submit: bool = False) -> dict[int, AgentInfo]:
@@ -177,7 +201,7 @@ def _step(index: int, step, pattern: str) -> dict:
             f"{where}.key", "lower-case letters, digits and underscores, starting with a letter"
         )
     role = step.get("role") or ("step" if pattern in ("sequential", "concurrent") else None)
-    if role not in ROLES[pattern]:
+    if not isinstance(role, str) or role not in ROLES[pattern]:
         raise DefinitionError(
             f"{where}.role", f"in a {pattern} workflow: one of {', '.join(sorted(ROLES[pattern]))}"
         )
@@ -287,7 +311,7 @@ def _pattern_rules(pattern: str, steps: list[dict], config: dict) -> dict:
         if not _only(steps, "specialist"):
             raise DefinitionError("steps", "add at least one specialist")
         selection = config.get("selection_field") or "specialists"
-        if not isinstance(selection, str):
+        if not isinstance(selection, str) or not NAME_PATTERN.match(selection):
             raise DefinitionError("config.selection_field", "the manager's output field name")
         manager = _only(steps, "manager")[0]
         for step in steps:
@@ -297,6 +321,8 @@ def _pattern_rules(pattern: str, steps: list[dict], config: dict) -> dict:
         if len(_only(steps, "participant")) < 2:
             raise DefinitionError("steps", "a conversation needs at least two participants")
         stop = config.get("stop_condition") or ""
+        if isinstance(stop, str) and len(stop) > 2000:
+            raise DefinitionError("config.stop_condition", "a condition of at most 2000 characters")
         if not isinstance(stop, str) or not stop.strip():
             raise DefinitionError(
                 "config.stop_condition",
