@@ -30,14 +30,14 @@ def bench_line(name: str, value: float, unit: str, baseline: float, ratio: float
     print(f"BENCH {name} {value:.6g} {unit} baseline={baseline:.6g} ratio={ratio:.3f}", flush=True)
 
 
-def setup_django(fresh: bool = True) -> None:
-    """Point Django at `<DATABASE_URL name>_bench`, recreate it when `fresh`, migrate it."""
+def setup_django(fresh: bool = True, suffix: str = "_bench") -> None:
+    """Point Django at `<DATABASE_URL name><suffix>`, recreate it when `fresh`, migrate it."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         sys.exit("benchmarks need PostgreSQL: set DATABASE_URL=postgres://user@host:port/name")
     base, _, name = url.rpartition("/")
     name = name.split("?")[0]
-    bench_name = f"{name}_bench"
+    bench_name = f"{name}{suffix}"
     os.environ["DATABASE_URL"] = f"{base}/{bench_name}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     import psycopg
