@@ -132,7 +132,7 @@ def fetch(
     secrets = _secrets_of(connection)
     extra = checked_headers(headers or {})
     auth, token_cached = auth_headers(connection, deadline) if own_origin else ({}, False)
-    secrets += tuple(auth.values())
+    secrets += _values_of(auth)
     limits = {"deadline": deadline, "timeout": timeout, "connect_timeout": connect_timeout}
     response = exchange(
         method, target, {**extra, **auth}, body, internal=internal, limits=limits,
@@ -142,12 +142,20 @@ def fetch(
         # An OAuth2 token the server no longer accepts: fetch a new one, try once more.
         forget_token(connection)
         auth, _ = auth_headers(connection, deadline)
-        secrets += tuple(auth.values())
+        secrets += _values_of(auth)
         response = exchange(
             method, target, {**extra, **auth}, body, internal=internal, limits=limits,
             max_bytes=max_bytes, secrets=secrets,
         )  # fmt: skip
     return response
+
+
+def _values_of(auth: dict) -> tuple:
+    """Header values to scrub from excerpts, with their credentials alone ("Bearer x" -> x)."""
+    values = []
+    for value in auth.values():
+        values += [value, value.split(" ", 1)[-1]]
+    return tuple(values)
 
 
 def connection_url(connection, path: str = "", query: dict | None = None) -> str:

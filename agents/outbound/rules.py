@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -248,17 +250,39 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address):
     return None, ""
 
 
-def resolve(target: Target) -> list[str]:
-    """Every address the host resolves to, in the resolver's order (one lookup)."""
-    try:
-        infos = socket.getaddrinfo(
-            target.host, target.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )
-    except (socket.gaierror, UnicodeError) as exc:
+def resolve(target: Target, deadline: float | None = None) -> list[str]:
+    """Every address the host resolves to, in the resolver's order (one lookup).
+
+    getaddrinfo has no timeout of its own (a slow DNS server can hold it for tens of
+    seconds), so with a `deadline` the lookup runs in a daemon thread we stop waiting for."""
+    result: dict = {}
+
+    def lookup():
+        try:
+            result["infos"] = socket.getaddrinfo(
+                target.host, target.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+            )
+        except (OSError, UnicodeError) as exc:
+            result["error"] = exc
+
+    if deadline is None:
+        lookup()
+    else:
+        thread = threading.Thread(target=lookup, name="steward-dns", daemon=True)
+        thread.start()
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            raise SystemUnavailable(
+                f"resolving {target.host} took longer than the time allowed",
+                target=target.redacted,
+            )
+    if "error" in result:
+        exc = result["error"]
         raise SystemUnavailable(
             f"could not resolve {target.host}: {getattr(exc, 'strerror', None) or exc}",
             target=target.redacted,
-        ) from None
+        )
+    infos = result["infos"]
     addresses = []
     for info in infos:
         address = info[4][0]

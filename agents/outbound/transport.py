@@ -160,7 +160,7 @@ def exchange(method, target, headers, body, *, internal, limits, max_bytes, secr
 
     `limits`: {"deadline": monotonic time, "timeout": seconds (for messages),
     "connect_timeout": seconds}."""
-    addresses = resolve(target)
+    addresses = resolve(target, limits["deadline"])
     check_addresses(target, addresses, internal=internal)
     started = time.perf_counter()
     shown = target.redacted
@@ -204,7 +204,9 @@ def exchange(method, target, headers, body, *, internal, limits, max_bytes, secr
         if connection is not None:
             connection.release()
     elapsed = (time.perf_counter() - started) * 1000
-    logger.info("outbound %s %s -> %s in %.0f ms", method, shown, status, elapsed)
+    # The path may carry personal data (a customer id...): the log names the origin only.
+    origin = f"{target.scheme}://{target.netloc}"
+    logger.info("outbound %s %s -> %s in %.0f ms", method, origin, status, elapsed)
     return Response(
         status=status,
         headers=result_headers,

@@ -11,6 +11,7 @@ import logging
 import shutil
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -280,6 +281,25 @@ def test_a_host_refused_if_any_of_its_addresses_is_not_public(http_service, monk
     assert http_service.count == 0
 
 
+def test_a_slow_dns_lookup_is_bounded_by_the_deadline(monkeypatch):
+    real = socket.getaddrinfo
+    release = threading.Event()
+
+    def resolver(host, *args, **kwargs):
+        if host == "slow-dns.example":
+            release.wait(5)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SystemUnavailable, match=r"resolving slow-dns\.example took longer"):
+            outbound.fetch("GET", "http://slow-dns.example/", timeout=0.3)
+    finally:
+        release.set()
+    assert time.monotonic() - started < 1.0
+
+
 def test_a_host_that_does_not_resolve_is_system_unavailable():
     with pytest.raises(SystemUnavailable, match="could not resolve"):
         outbound.fetch("GET", "http://no-such-host.invalid/", timeout=0.5)
@@ -517,6 +537,14 @@ def test_secrets_never_appear_in_errors_logs_or_reprs(http_service, caplog):
         assert SECRET not in str(failed.value)
     assert http_service.count == 2
     assert SECRET not in caplog.text
+
+
+def test_an_oauth2_token_echoed_back_is_scrubbed_from_excerpts(http_service):
+    _token_route(http_service)
+    http_service.route("GET", "/echo", _echo_headers)
+    response = outbound.call(oauth(http_service), "GET", "/echo")
+    assert "tok-1-1" in response.body.decode()
+    assert "tok-1-1" not in response.text()
 
 
 def test_an_auth_header_is_not_sent_to_another_origin(make_service):
