@@ -9,6 +9,7 @@ from django.db.models import Count
 
 from console import heartbeat
 from console.health import check_broker, check_database
+from governance.log_views import log_summary
 from governance.models import Team
 from governance.roles import ROLE_NAMES, Role, roles_of
 
@@ -61,7 +62,7 @@ def _operator_panel(user) -> Panel:
 
 
 def _compliance_panel(user) -> Panel:
-    return Panel(Role.COMPLIANCE, "Compliance", "console/panels/compliance.html")
+    return Panel(Role.COMPLIANCE, "Compliance", "console/panels/compliance.html", log_summary(user))
 
 
 def _admin_panel(user) -> Panel:

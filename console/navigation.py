@@ -22,6 +22,7 @@ class NavItem:
 
 NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Home", "home"),
+    NavItem("Decision log", "decision-list", section="Governance"),
     NavItem("Exports", "decision-export", frozenset({Role.COMPLIANCE, Role.ADMIN}), "Governance"),
     NavItem("API documentation", "api-docs", frozenset({Role.BUILDER, Role.ADMIN}), "Developers"),
     NavItem("Users, teams and roles", "admin:index", frozenset({Role.ADMIN}), "Administration"),

@@ -382,7 +382,7 @@ class _Chat:
         function = call.get("function") if isinstance(call.get("function"), dict) else {}
         name = str(function.get("name") or "")[:64]
         raw = function.get("arguments")
-        record = {"name": name, "arguments": raw if isinstance(raw, str) else None}
+        record = {"name": name, "arguments": raw[:2000] if isinstance(raw, str) else None}
         try:
             result, status, url = self._tool_result(name, raw, record)
         except StepFailure as exc:  # a tool that is down stops the step (see the docstring)

@@ -163,7 +163,10 @@ def connection_url(connection, path: str = "", query: dict | None = None) -> str
 
     The result stays on the connection's origin: `path` must be empty or start with "/"
     (not "//"), so no template can send a request elsewhere."""
-    base = urlsplit(connection.base_url)
+    try:
+        base = urlsplit(connection.base_url)
+    except ValueError:
+        raise OutboundRefused("refused: the connection's base URL is malformed") from None
     if path and (not path.startswith("/") or path.startswith("//")):
         raise OutboundRefused("refused: the path must start with a single /")
     if "#" in path:
@@ -209,7 +212,7 @@ def call(
 
 
 def check_connection(connection, *, timeout: float | None = None) -> ConnectionCheck:
-    """ "Test connection": one GET (a model endpoint's /models), never raising."""
+    """The "test connection" button: one GET (a model endpoint's /models), never raising."""
     started = time.perf_counter()
     path = "/models" if connection.kind == "model" else ""
 

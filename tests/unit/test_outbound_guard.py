@@ -566,6 +566,10 @@ def test_check_connection_reports_without_raising(http_service):
     assert not refused.ok
     assert "loopback" in refused.message
 
+    malformed = outbound.check_connection(internal(http_service, base_url="http://[::1"))
+    assert not malformed.ok
+    assert "malformed" in malformed.message
+
     http_service.route("GET", "/v1/models", Reply(status=401, json={}))
     model = internal(http_service, kind="model", base_url=f"{http_service.url}/v1")
     denied = outbound.check_connection(model)
