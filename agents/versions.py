@@ -21,7 +21,7 @@ from agents.definitions import DefinitionError, diff, fingerprint, validate_agen
 from agents.models import Agent, AgentVersion, VersionStatus, Workflow, WorkflowVersion
 from governance import ledger
 from governance.models import Team
-from governance.permissions import allows
+from governance.permissions import allows, denied
 from governance.roles import Role, has_role
 
 MAX_NAME = 100
@@ -78,7 +78,7 @@ def _refs(obj, version=None) -> dict:
 
 def _require(actor, action: str, obj) -> None:
     if not allows(actor, action, obj):
-        raise PermissionDenied(f"you may not {action.replace('_', ' ')} {obj}")
+        raise denied(obj, action)
 
 
 def _validated(kind: DefinitionType, definition: dict, *, for_submit: bool = False) -> dict:

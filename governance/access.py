@@ -7,12 +7,24 @@ maps each DRF action to the permission action it needs.
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
+from django.core.exceptions import ValidationError
+from django.http import Http404
+
+from governance import authz_failures
 
 
-def object_or_404(user, model, action: str = "view", **lookup):
-    """The object if `user` may take `action` on it; 404 otherwise (missing or forbidden)."""
-    return get_object_or_404(model.objects.restrict(user, action), **lookup)
+def object_or_404(user, model, action: str = "view", *, path: str = "", **lookup):
+    """The object if `user` may take `action` on it; 404 otherwise (missing or forbidden).
+
+    A forbidden existing object is counted as an authorization failure."""
+    try:
+        found = model.objects.restrict(user, action).filter(**lookup).first()
+    except (ValueError, ValidationError):  # a malformed id is not found either
+        found = None
+    if found is None:
+        authz_failures.record_hidden(user, model, lookup, action, path)
+        raise Http404(f"No {model._meta.verbose_name} matches the given query.")
+    return found
 
 
 class RestrictedObjectMixin:
@@ -23,6 +35,16 @@ class RestrictedObjectMixin:
 
     def get_queryset(self):
         return self.model.objects.restrict(self.request.user, self.required_action)
+
+    def get_object(self, queryset=None):
+        try:
+            return super().get_object(queryset)
+        except Http404:
+            lookup = {"pk": self.kwargs.get(self.pk_url_kwarg)}
+            authz_failures.record_hidden(
+                self.request.user, self.model, lookup, self.required_action, self.request.path
+            )
+            raise
 
 
 class RestrictedViewSetMixin:
@@ -47,3 +69,18 @@ class RestrictedViewSetMixin:
     def get_queryset(self):
         model = self.queryset.model
         return model.objects.restrict(self.request.user, self.required_action())
+
+    def get_object(self):
+        try:
+            return super().get_object()
+        except Http404:
+            lookup_url_kwarg = self.lookup_url_kwarg or self.lookup_field
+            lookup = {self.lookup_field: self.kwargs.get(lookup_url_kwarg)}
+            authz_failures.record_hidden(
+                self.request.user,
+                self.queryset.model,
+                lookup,
+                self.required_action(),
+                self.request.path,
+            )
+            raise

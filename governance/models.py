@@ -216,3 +216,32 @@ class ExportJob(models.Model):
         if not self.progress_total:
             return 0
         return min(99, int(100 * self.progress_done / self.progress_total))
+
+
+class AuthorizationFailure(models.Model):
+    """Requests refused for lack of permission, counted per person, object and action.
+
+    A 404 that hides an existing object, or a refused action, increments the row; the access
+    review shows the repeated ones (someone probing, or someone missing a grant)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.CASCADE, related_name="+"
+    )
+    object_type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=64)
+    action = models.CharField(max_length=32)
+    last_path = models.CharField(max_length=500)
+    count = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "object_type", "object_id", "action"], name="authz_failure_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} refused {self.action} on {self.object_type} {self.object_id}"

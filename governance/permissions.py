@@ -79,3 +79,13 @@ def allows(user, action: str, obj) -> bool:
 def allowed_actions(user, obj) -> set[str]:
     """Every action `user` may take on `obj` (one query per action; for a single object page)."""
     return {action for action in type(obj).ACTIONS if allows(user, action, obj)}
+
+
+def denied(obj, action: str, message: str = ""):
+    """A PermissionDenied that names the object and action, for the failure count."""
+    from django.core.exceptions import PermissionDenied
+
+    exc = PermissionDenied(message or f"you may not {action.replace('_', ' ')} {obj}")
+    exc.steward_object = obj
+    exc.steward_action = action
+    return exc
