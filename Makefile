@@ -3,7 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip
+# No pip self-check against the index; byte-compile modules on first import, not all at install.
+PIP := $(PY) -m pip --disable-pip-version-check
+PIP_INSTALL := $(PIP) install --quiet --no-compile
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
@@ -12,15 +14,15 @@ STAMP_DEV := $(VENV)/.installed-dev
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' || \
 		{ echo "Steward needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
+	@# The pip that comes with Python 3.11+ does editable installs from pyproject.toml already.
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
 
 $(STAMP_RUN): pyproject.toml | $(PY)
-	$(PIP) install --quiet -e .
+	$(PIP_INSTALL) -e .
 	@touch $@
 
 $(STAMP_DEV): pyproject.toml | $(PY)
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP_INSTALL) -e '.[dev]'
 	@touch $@ $(STAMP_RUN)
 
 venv: $(STAMP_DEV)
