@@ -2,6 +2,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from governance.models import Team
 from governance.roles import Role
 from tests.factories import TeamFactory, UserFactory
 
@@ -58,3 +59,47 @@ def test_admin_home_queries_do_not_grow_with_teams(client, demo_people):
         response = client.get("/")
     assert response.status_code == 200
     assert len(many) == len(few)
+
+
+def _human_agent(people, name="Document review"):
+    from agents import versions
+
+    team = Team.objects.get(name="Onboarding")
+    return versions.create(
+        versions.AGENT,
+        actor=people["builder"],
+        name=name,
+        team=team,
+        definition={
+            "kind": "human",
+            "input_fields": [{"name": "doc", "type": "text"}],
+            "output_fields": [{"name": "ok", "type": "boolean"}],
+            "config": {"team_id": team.pk, "instructions": "Check it."},
+        },
+    )
+
+
+def test_builders_see_their_teams_agents_with_their_state(client, demo_people):
+    from agents import versions
+
+    agent = _human_agent(demo_people)
+    versions.submit(agent, actor=demo_people["builder"])
+    client.force_login(demo_people["builder"])
+    html = client.get("/").content.decode()
+    assert "Document review" in html
+    assert "waiting for review" in html
+    client.force_login(demo_people["builder2"])
+    html = client.get("/").content.decode()
+    assert "Document review" not in html
+    assert "No agents yet" in html
+
+
+def test_approvers_see_what_waits_for_their_review(client, demo_people):
+    from agents import versions
+
+    agent = _human_agent(demo_people)
+    versions.submit(agent, actor=demo_people["builder"])
+    client.force_login(demo_people["approver"])
+    html = client.get("/").content.decode()
+    assert f"/agents/{agent.pk}/review/" in html
+    assert "Nothing to review" not in html
