@@ -10,6 +10,7 @@ from django.urls import reverse
 from governance.roles import Role, roles_of
 
 EVERYONE: frozenset[Role] = frozenset(Role)
+BUILD_ROLES = frozenset({Role.BUILDER, Role.ADMIN, Role.COMPLIANCE})
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class NavItem:
 
 NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Home", "home"),
+    NavItem("Agents", "agent-list", section="Build"),
+    NavItem("Workflows", "workflow-list", section="Build"),
+    NavItem("Connections", "connection-list", BUILD_ROLES, "Build"),
     NavItem("Decision log", "decision-list", section="Governance"),
     NavItem("Exports", "decision-export", frozenset({Role.COMPLIANCE, Role.ADMIN}), "Governance"),
     NavItem("API documentation", "api-docs", frozenset({Role.BUILDER, Role.ADMIN}), "Developers"),

@@ -43,6 +43,7 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("", include("governance.urls")),
+    path("", include("agents.urls")),
 ]
 
 handler400 = "console.views.bad_request"

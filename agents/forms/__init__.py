@@ -1,0 +1,1 @@
+"""Forms of the agent and connection pages (the editor lives in `definition`)."""

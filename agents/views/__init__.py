@@ -1,0 +1,1 @@
+"""Pages of agents and connections (workflows live in `agents.views.workflows`)."""
