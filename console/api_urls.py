@@ -9,6 +9,8 @@ the default `IsAuthenticated` permission.
 from django.contrib.auth.decorators import login_not_required
 from rest_framework.routers import DefaultRouter
 
+from agents.api.agents import AgentViewSet
+from agents.api.connections import ConnectionViewSet
 from governance.api import DecisionViewSet
 
 
@@ -22,5 +24,7 @@ class ApiRouter(DefaultRouter):
 
 router = ApiRouter()
 router.register("decisions", DecisionViewSet, basename="api-decision")
+router.register("agents", AgentViewSet, basename="api-agent")
+router.register("connections", ConnectionViewSet, basename="api-connection")
 
 urlpatterns = router.urls
