@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from console.management.commands.runlocal import GRACE_SECONDS
 from tests.processes import process_tree, still_running
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,13 +176,12 @@ def test_runlocal_serves_runs_tasks_and_ctrl_c_stops_every_process(runlocal):
     assert len(groups) == 3, procs
     assert len(procs) >= 6, procs  # runlocal, runserver, beat, worker and 2 pool processes
 
-    stopping = time.monotonic()
     os.killpg(runlocal.process.pid, signal.SIGINT)
     assert runlocal.process.wait(timeout=STOP_TIMEOUT) == 0, runlocal.log()[-3000:]
-    # Each part shut down cleanly, before runlocal's grace period ran out and it had to kill.
-    assert time.monotonic() - stopping < GRACE_SECONDS, runlocal.log()[-3000:]
 
     assert still_running(procs) == []
     log = runlocal.log()
     assert "Stopped web server, worker and beat." in log
-    assert "exited with 'signal" not in log  # pool processes were stopped by their worker
+    # The worker stopped its own pool processes (signalled directly, they die under it with
+    # "Process 'ForkPoolWorker-1' ... exited with 'signal 15 (SIGTERM)'" and the worker hangs).
+    assert "exited with 'signal" not in log
