@@ -9,9 +9,12 @@ Record format (also shipped as FORMAT.md in every evidence bundle):
 - ``hash = SHA-256(prev_hash || canonical bytes)`` over raw bytes, stored as hex; the first
   record's ``prev_hash`` is 32 zero bytes.
 
-Appends happen inside the caller's transaction. The chain head row (`LedgerHead`) is updated
+Appends happen inside the caller's transaction. The chain head row (`LedgerHead`) is locked
 first: its row lock serialises appenders until their transaction ends, so `seq` is gapless and
-the chain never forks, and a rollback takes the record and the head back together.
+the chain never forks, and a rollback takes the record and the head back together. Everything
+that does not depend on `seq` (validation, encryption, the canonical JSON around the seq) is
+done before the lock; on PostgreSQL the locked part is one statement (lock the head, advance
+it, hash, insert), so appenders queue for one round trip plus the rest of their transaction.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC
+from functools import cache
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -34,6 +38,7 @@ CHAIN = "main"
 GENESIS_HASH = "0" * 64
 REF_NAMES = ("team", "workflow", "workflow_version", "agent", "agent_version", "run", "step")
 EVENT_MAX = 64
+SEQ_DIGITS = 16  # seq < 2**53: the most digits it takes in a record
 
 
 class LedgerError(ValueError):
@@ -72,28 +77,27 @@ def append(
     encrypted under that subject's key before it enters the record.
     """
     document, columns = _prepare(event, actor, body, personal, subject, refs)
-    with transaction.atomic():
-        seq, prev_hash = _advance_head()
-        document["seq"] = seq
-        document["recorded_at"] = _iso(columns["recorded_at"])
-        canonical = canonical_bytes(document)
-        if len(canonical) > settings.STEWARD_LEDGER_MAX_RECORD_BYTES:
-            raise LedgerError(
-                "body",
-                f"record is {len(canonical)} bytes; the ledger accepts at most "
-                f"{settings.STEWARD_LEDGER_MAX_RECORD_BYTES} (store large data elsewhere "
-                "and record its digest)",
-            )
-        digest = chain_hash(prev_hash, canonical)
-        record = DecisionRecord(
-            seq=seq,
-            canonical=canonical.decode("utf-8"),
-            prev_hash=prev_hash,
-            hash=digest,
-            **columns,
+    document["recorded_at"] = _iso(columns["recorded_at"])
+    before, after = _canonical_around_seq(document)
+    size = len(before) + SEQ_DIGITS + len(after)
+    if size > settings.STEWARD_LEDGER_MAX_RECORD_BYTES:
+        raise LedgerError(
+            "body",
+            f"record is {size} bytes; the ledger accepts at most "
+            f"{settings.STEWARD_LEDGER_MAX_RECORD_BYTES} (store large data elsewhere "
+            "and record its digest)",
         )
-        _insert(record)
-    return record
+    # No savepoint: a failed append fails the caller's transaction, as its record is part of
+    # the caller's work (and a savepoint would cost two more round trips under the lock).
+    with transaction.atomic(savepoint=False):
+        seq, prev_hash, digest = _extend_chain(before, after, columns)
+    return DecisionRecord(
+        seq=seq,
+        canonical=(before + b"%d" % seq + after).decode("utf-8"),
+        prev_hash=prev_hash,
+        hash=digest,
+        **columns,
+    )
 
 
 def _prepare(event, actor, body, personal, subject, refs) -> tuple[dict, dict]:
@@ -168,6 +172,108 @@ def _iso(moment) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _canonical_around_seq(document: dict) -> tuple[bytes, bytes]:
+    """The canonical bytes of `document` (which has no seq yet) before and after its seq digits.
+
+    RFC 8785 sorts keys, and every key of a format 1 document but "v" sorts before "seq", so the
+    canonical text ends with ``"seq":N,"v":1}``: everything else is known before the lock.
+    """
+    if "seq" in document or max(key for key in document if key != "v") >= "seq":
+        raise RuntimeError("format 1 documents have no key sorting after 'seq' but 'v'")
+    without_seq = canonical_bytes(document)
+    tail = b'"v":%d}' % FORMAT_VERSION
+    if not without_seq.endswith(b"," + tail):
+        raise RuntimeError("the canonical document does not end with its version")
+    return without_seq[: -len(tail)] + b'"seq":', b"," + tail
+
+
+def _extend_chain(before: bytes, after: bytes, columns: dict) -> tuple[int, str, str]:
+    """Lock the chain head, take the next seq, store the record and move the head.
+
+    The row lock lasts until the caller's transaction ends. Returns (seq, prev_hash, hash).
+    """
+    if connection.vendor == "postgresql":
+        return _extend_chain_postgresql(before, after, columns)
+    seq, prev_hash = _advance_head()
+    digest = chain_hash(prev_hash, before + b"%d" % seq + after)
+    values = _column_values(
+        {
+            **columns,
+            "seq": seq,
+            "canonical": (before + b"%d" % seq + after).decode("utf-8"),
+            "prev_hash": prev_hash,
+            "hash": digest,
+        }
+    )
+    placeholders = ", ".join(["%s"] * len(values))
+    names = ", ".join(connection.ops.quote_name(c) for c in values)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO governance_decisionrecord ({names}) VALUES ({placeholders})",  # noqa: S608
+            list(values.values()),
+        )
+        cursor.execute(
+            "UPDATE governance_ledgerhead SET hash = %s WHERE chain = %s", [digest, CHAIN]
+        )
+    return seq, prev_hash, digest
+
+
+def _extend_chain_postgresql(before: bytes, after: bytes, columns: dict) -> tuple[int, str, str]:
+    """One statement: lock the head row, advance it, hash and insert the record in the server.
+
+    `old` locks the head (FOR UPDATE waits for the holder's transaction, then reads the head it
+    committed); the hash is SHA-256(prev hash bytes || before || seq digits || after), exactly
+    what `chain_hash` computes.
+    """
+    params = _column_values(columns)
+    params.update(chain=CHAIN, before=before, after=after)
+    with connection.cursor() as cursor:
+        cursor.execute(_postgresql_append_sql(), params)
+        row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the ledger head row is missing: run `python manage.py migrate`")
+    return row[0], row[1], row[2]
+
+
+@cache
+def _postgresql_append_sql() -> str:
+    chain_columns = {
+        "seq": "new.seq",
+        "canonical": "convert_from(new.canonical, 'UTF8')",
+        "prev_hash": "new.prev_hash",
+        "hash": "new.hash",
+    }
+    names, values = [], []
+    for field in DecisionRecord._meta.concrete_fields:
+        names.append(connection.ops.quote_name(field.column))
+        value = f"%({field.column})s"
+        if field.get_internal_type() not in ("CharField", "TextField"):
+            value = f"CAST({value} AS {field.db_type(connection)})"  # SELECT does not infer it
+        values.append(chain_columns.get(field.column, value))
+    return f"""
+        WITH parts AS (
+            SELECT %(before)s::bytea AS before, %(after)s::bytea AS after
+        ), old AS (
+            SELECT seq, hash FROM governance_ledgerhead WHERE chain = %(chain)s FOR UPDATE
+        ), record AS (
+            SELECT old.seq + 1 AS seq, old.hash AS prev_hash,
+                   parts.before || convert_to((old.seq + 1)::text, 'UTF8') || parts.after
+                       AS canonical
+            FROM old, parts
+        ), new AS (
+            UPDATE governance_ledgerhead AS head
+            SET seq = record.seq,
+                hash = encode(sha256(decode(record.prev_hash, 'hex') || record.canonical), 'hex')
+            FROM record
+            WHERE head.chain = %(chain)s
+            RETURNING head.seq, head.hash, record.prev_hash, record.canonical
+        )
+        INSERT INTO governance_decisionrecord ({", ".join(names)})
+        SELECT {", ".join(values)} FROM new
+        RETURNING seq, prev_hash, hash
+    """  # noqa: S608
+
+
 def _advance_head() -> tuple[int, str]:
     """Take the next seq and the previous hash; the row lock lasts until our transaction ends."""
     with connection.cursor() as cursor:
@@ -184,22 +290,13 @@ def _advance_head() -> tuple[int, str]:
 _COLUMNS = [field.column for field in DecisionRecord._meta.concrete_fields]
 
 
-def _insert(record: DecisionRecord) -> None:
-    values = [getattr(record, field.attname) for field in DecisionRecord._meta.concrete_fields]
-    values = [
-        field.get_db_prep_save(value, connection)
-        for field, value in zip(DecisionRecord._meta.concrete_fields, values, strict=True)
-    ]
-    placeholders = ", ".join(["%s"] * len(values))
-    columns = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO governance_decisionrecord ({columns}) VALUES ({placeholders})",  # noqa: S608
-            values,
-        )
-        cursor.execute(
-            "UPDATE governance_ledgerhead SET hash = %s WHERE chain = %s", [record.hash, CHAIN]
-        )
+def _column_values(columns: dict) -> dict:
+    """`columns` (by column name) prepared for the database, in the table's column order."""
+    return {
+        field.column: field.get_db_prep_save(columns[field.column], connection)
+        for field in DecisionRecord._meta.concrete_fields
+        if field.column in columns
+    }
 
 
 def head() -> Appended:

@@ -1,0 +1,46 @@
+"""`append` prepares the canonical text before taking the chain lock and fills in only the seq
+under it (on PostgreSQL the database hashes and inserts in the same statement): what it stores
+must be exactly the RFC 8785 text and the chain hash of DESIGN.md."""
+
+import json
+
+import pytest
+import rfc8785
+
+from governance import ledger
+from governance.models import DecisionRecord, LedgerHead
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("seq", [1, 9, 10, 123456, 2**53 - 1])
+def test_the_text_around_the_seq_is_the_rfc8785_text_with_that_seq(seq):
+    document, _ = ledger._prepare(
+        "agent.decided",
+        None,
+        {"decision": "refer", "confidence": 0.5, "note": "Zoë's «case» \u2028 ok"},
+        None,
+        None,
+        {"team": ("3", "Équipe")},
+    )
+    document["recorded_at"] = "2026-01-01T00:00:00.000000Z"
+    before, after = ledger._canonical_around_seq(document)
+    assert before + str(seq).encode() + after == rfc8785.dumps({**document, "seq": seq})
+
+
+def test_the_stored_record_is_what_append_returns():
+    first = ledger.append("test.one", actor=None, body={"text": "naïve ✓"})
+    second = ledger.append("test.two", actor=None, body={"n": 2}, team=("1", "Ops"))
+    for returned in (first, second):
+        stored = DecisionRecord.objects.get(seq=returned.seq)
+        assert (stored.canonical, stored.prev_hash, stored.hash) == (
+            returned.canonical,
+            returned.prev_hash,
+            returned.hash,
+        )
+        assert stored.hash == ledger.chain_hash(stored.prev_hash, stored.canonical.encode())
+        assert json.loads(stored.canonical)["seq"] == returned.seq
+        assert stored.team_name == ("Ops" if returned is second else "")
+    assert second.prev_hash == first.hash
+    assert ledger.head() == ledger.Appended(2, second.hash)
+    assert LedgerHead.objects.values_list("seq", "hash").get() == (2, second.hash)
