@@ -16,7 +16,9 @@ def test_seed_demo_creates_the_personas_and_teams(settings):
         "approver",
         "operator",
         "compliance",
+        "demo-service",  # the http demo agent's API account: token only, no password
     }
+    assert not User.objects.get(username="demo-service").has_usable_password()
     assert set(Team.objects.values_list("name", flat=True)) == {"Onboarding", "Support"}
     builder2 = User.objects.get(username="builder2")
     assert roles_of(builder2) == {Role.BUILDER}

@@ -32,9 +32,20 @@ PERSONAS: dict[str, tuple[str, str, tuple[Role, ...], tuple[str, ...]]] = {
 
 
 class Command(BaseCommand):
-    help = "Create the demo teams and users (idempotent)."
+    help = (
+        "Create the demo teams, users, published agents of every kind and one workflow per "
+        "orchestration pattern (idempotent); --runs N also starts N runs of each."
+    )
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--runs", type=int, default=0, help="start N runs of each demo workflow"
+        )
+        parser.add_argument("--people-only", action="store_true", help="only the teams and users")
+
+    def handle(self, *args, runs: int = 0, people_only: bool = False, **options):
+        if runs < 0 or runs > 1000:
+            raise CommandError("--runs: a number from 0 to 1000")
         password = settings.STEWARD_DEMO_PASSWORD
         if not password:
             raise CommandError(
@@ -46,6 +57,17 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Demo teams and users {verb}: {', '.join(PERSONAS)} (teams: {', '.join(TEAMS)})."
         )
+        if people_only:
+            return
+        from console.demo import seed_definitions, start_demo_runs
+
+        flows = seed_definitions()
+        self.stdout.write(
+            f"Demo agents and workflows published: {len(flows)} workflows ({', '.join(flows)})."
+        )
+        if runs:
+            started = start_demo_runs(flows, runs)
+            self.stdout.write(f"Started {started} demo runs; workers carry them out.")
 
 
 @transaction.atomic
