@@ -8,6 +8,7 @@ A field spec is a dict (stored in a version's definition):
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass
 
@@ -109,12 +110,16 @@ def coerce_value(field: Field, value):
         if isinstance(value, bool):
             raise ValueError("expected a number")
         if isinstance(value, (int, float)):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError("expected a finite number")
             return value
         if isinstance(value, str):
             try:
                 number = float(value)
             except ValueError:
                 raise ValueError(f"expected a number, got {value[:40]!r}") from None
+            if not math.isfinite(number):  # "NaN", "inf": no database or ledger holds them
+                raise ValueError(f"expected a finite number, got {value[:40]!r}")
             return int(number) if number.is_integer() and "." not in value else number
         raise ValueError("expected a number")
     if field.type == "boolean":

@@ -96,10 +96,10 @@ def receive_webhook(
     expected = sign(secret, timestamp, body)
     if not signature_header or not hmac.compare_digest(expected, signature_header.strip()):
         raise WebhookRefused(401, "X-Steward-Signature: does not match")
-    import json
+    from agents import jsonsafe
 
-    try:
-        data = json.loads(body or b"{}")
+    try:  # jsonsafe: no NaN, infinities or huge integers, which no database or ledger holds
+        data = jsonsafe.loads(body or b"{}")
     except ValueError:
         raise WebhookRefused(400, "body: not JSON") from None
     if not isinstance(data, dict):
