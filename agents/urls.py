@@ -47,3 +47,7 @@ urlpatterns = [
     ),
 ]
 
+# Runs, the escalation inbox and webhooks (agents/run_urls.py).
+from agents.run_urls import urlpatterns as run_urlpatterns  # noqa: E402
+
+urlpatterns += run_urlpatterns

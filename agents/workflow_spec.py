@@ -129,7 +129,12 @@ def validate_workflow_definition(
         raise DefinitionError("steps", f"at most {MAX_STEPS} steps")
     if agents is None:
         agents = load_agent_info(
-            {s.get("agent_id") for s in steps if isinstance(s, dict)}, for_submit=for_submit
+            {
+                s.get("agent_id")
+                for s in steps
+                if isinstance(s, dict) and isinstance(s.get("agent_id"), (int, str))
+            },
+            for_submit=for_submit,
         )
     normalised_steps = [_step(i, s, pattern) for i, s in enumerate(steps)]
     keys = [s["key"] for s in normalised_steps]
@@ -156,13 +161,17 @@ def validate_workflow_definition(
 
 def _refuse_long_text(value, path: str) -> None:
     """Texts the rules above do not bound (constants, schedule inputs, choices) stay within
-    what a field value may hold."""
+    what a field value may hold, and no text holds a NUL character."""
     if isinstance(value, str):
         if len(value) > MAX_TEXT:
             raise DefinitionError(path or "definition", f"text of at most {MAX_TEXT} characters")
+        if "\x00" in value:  # PostgreSQL cannot store it
+            raise DefinitionError(path or "definition", "text may not contain NUL characters")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _refuse_long_text(item, f"{path}.{key}" if path else str(key))
+            where = f"{path}.{key}" if path else str(key)
+            _refuse_long_text(str(key), where)
+            _refuse_long_text(item, where)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _refuse_long_text(item, f"{path}[{index}]")

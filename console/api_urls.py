@@ -7,10 +7,13 @@ the default `IsAuthenticated` permission.
 """
 
 from django.contrib.auth.decorators import login_not_required
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from agents.api.agents import AgentViewSet
 from agents.api.connections import ConnectionViewSet
+from agents.api.escalations import EscalationViewSet
+from agents.api.runs import RunViewSet, WorkflowRunsView
 from governance.api import DecisionViewSet
 
 
@@ -26,5 +29,15 @@ router = ApiRouter()
 router.register("decisions", DecisionViewSet, basename="api-decision")
 router.register("agents", AgentViewSet, basename="api-agent")
 router.register("connections", ConnectionViewSet, basename="api-connection")
+router.register("runs", RunViewSet, basename="api-run")
+router.register("escalations", EscalationViewSet, basename="api-escalation")
 
-urlpatterns = router.urls
+urlpatterns = [
+    # Starting a run is the engine's, beside the workflow viewset (not one of its actions).
+    path(
+        "workflows/<int:pk>/runs/",
+        login_not_required(WorkflowRunsView.as_view()),
+        name="api-workflow-runs",
+    ),
+    *router.urls,
+]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth import get_user_model
 from django.db.models import Count
 
+from agents.run_queries import escalation_summary, operations_summary
 from console import heartbeat
 from console.health import check_broker, check_database
 from governance.log_views import log_summary
@@ -48,7 +49,9 @@ def _builder_panel(user) -> Panel:
 
 
 def _approver_panel(user) -> Panel:
-    return Panel(Role.APPROVER, "Review queue", "console/panels/approver.html")
+    return Panel(
+        Role.APPROVER, "Review queue", "console/panels/approver.html", escalation_summary(user)
+    )
 
 
 def _operator_panel(user) -> Panel:
@@ -57,7 +60,11 @@ def _operator_panel(user) -> Panel:
         Role.OPERATOR,
         "Operations",
         "console/panels/operator.html",
-        {"heartbeat": beat, "heartbeat_stale": heartbeat.is_stale(beat)},
+        {
+            "heartbeat": beat,
+            "heartbeat_stale": heartbeat.is_stale(beat),
+            **operations_summary(user),
+        },
     )
 
 

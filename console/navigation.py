@@ -3,6 +3,7 @@ the pages themselves enforce access on their own (hiding a link protects nothing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.urls import reverse
@@ -11,6 +12,15 @@ from governance.roles import Role, roles_of
 
 EVERYONE: frozenset[Role] = frozenset(Role)
 BUILD_ROLES = frozenset({Role.BUILDER, Role.ADMIN, Role.COMPLIANCE})
+OPERATE_ROLES = frozenset({Role.OPERATOR, Role.APPROVER, Role.ADMIN})
+# Builders answer their teams' human tasks in the inbox too.
+INBOX_ROLES = OPERATE_ROLES | {Role.BUILDER}
+
+
+def _inbox_count(user) -> int:
+    from agents.run_queries import inbox_count
+
+    return inbox_count(user)
 
 
 @dataclass(frozen=True)
@@ -19,10 +29,15 @@ class NavItem:
     url_name: str
     roles: frozenset[Role] = EVERYONE
     section: str = "Overview"
+    # A number shown beside the label (one query), and the id that htmx swaps it by.
+    count: Callable | None = None
+    count_id: str = ""
 
 
 NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Home", "home"),
+    NavItem("Runs", "run-list", OPERATE_ROLES, "Operate"),
+    NavItem("Inbox", "escalation-list", INBOX_ROLES, "Operate", _inbox_count, "nav-inbox-count"),
     NavItem("Agents", "agent-list", section="Build"),
     NavItem("Workflows", "workflow-list", section="Build"),
     NavItem("Connections", "connection-list", BUILD_ROLES, "Build"),
@@ -42,7 +57,9 @@ def navigation_for(user, current_path: str = "") -> list[dict]:
             continue
         url = reverse(item.url_name)
         active = current_path == url if url == "/" else current_path.startswith(url)
-        sections.setdefault(item.section, []).append(
-            {"label": item.label, "url": url, "active": active}
-        )
+        entry = {"label": item.label, "url": url, "active": active}
+        if item.count is not None:
+            entry["count"] = item.count(user)
+            entry["count_id"] = item.count_id
+        sections.setdefault(item.section, []).append(entry)
     return [{"title": title, "items": items} for title, items in sections.items()]

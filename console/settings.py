@@ -223,6 +223,13 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AgentKindEnum": "agents.models.Agent.Kind",
         "ConnectionKindEnum": "agents.models.Connection.Kind",
+        # Runs, steps and escalations each have a status (and runs an outcome).
+        "RunStatusEnum": "agents.models.Run.Status",
+        "RunOutcomeEnum": "agents.models.Run.Outcome",
+        "StepRunStatusEnum": "agents.models.StepRun.Status",
+        "EscalationStatusEnum": "agents.models.Escalation.Status",
+        "VersionStatusEnum": "agents.models.VersionStatus",
+        "ResolveActionEnum": "agents.engine.escalations.ACTIONS",
     },
 }
 
