@@ -106,3 +106,40 @@ def editor_data(
         for key, value in trigger.items():
             data[f"{base}.{key}"] = str(value)
     return data
+
+
+AGENTS = {
+    "kyc": ("KYC check", ["customer_id", "country"], ["risk"]),
+    "credit": ("Credit decision", ["customer_id", "risk"], ["limit"]),
+    "classifier": ("Ticket classifier", ["message"], ["category"]),
+    "answer": ("Answer writer", ["message"], ["answer"]),
+    "writer": (
+        "Letter writer",
+        ["topic", field("feedback", required=False), field("max_words", "number")],
+        ["text"],
+    ),
+    "reviewer": ("Compliance reviewer", ["text"], ["comment"]),
+    "manager": (
+        "Case manager",
+        ["case", field("specialist_outputs", "json", required=False)],
+        [field("specialists", "json"), "summary"],
+    ),
+    "fraud": ("Fraud screen", ["case"], [field("flag", "boolean")]),
+    "speaker": ("Negotiator", ["offer", field("transcript", "json", required=False)], ["offer"]),
+    "unpublished": ("Draft helper", ["customer_id"], ["note"]),
+}
+
+
+class LazyAgents(dict):
+    """Human agents of a team, published (all but "unpublished"), made on first use."""
+
+    def __init__(self, people, team):
+        super().__init__()
+        self.people, self.team = people, team
+
+    def __missing__(self, key):
+        name, inputs, outputs = AGENTS[key]
+        self[key] = human_agent(
+            self.people, self.team, name, inputs, outputs, publish=key != "unpublished"
+        )
+        return self[key]

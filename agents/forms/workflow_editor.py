@@ -245,6 +245,8 @@ class WorkflowEditor(EditorRendering):
         workflow not offered, JSON that does not parse, a mapping row half filled) are
         recorded in `errors`; the services find the rest."""
         state, pattern = self.state, self.state.pattern
+        if "\x00" in state.meta.get("name", ""):
+            self.add_error("name", "a name may not contain NUL characters")
         fields = []
         self._row_of_field = []
         for index, row in enumerate(state.input_fields):

@@ -30,6 +30,7 @@ from agents.forms.workflow_state import (
 )
 from agents.forms.workflows import NewWorkflowForm, ReviewForm, RollbackForm, SubmitForm
 from agents.models import VersionStatus, Workflow
+from agents.versions import MAX_NOTE
 from governance.access import object_or_404
 from governance.htmx import render_page_or_partial
 from governance.models import Team
@@ -444,9 +445,13 @@ def workflow_version(request, pk: int, number: int):
 def workflow_rollback(request, pk: int, number: int):
     workflow = object_or_404(request.user, Workflow, "change", pk=pk)
     form = RollbackForm(request.POST)
-    note = form.cleaned_data["note"] if form.is_valid() else ""
+    if not form.is_valid():
+        messages.error(request, f"Not rolled back: the note is at most {MAX_NOTE} characters.")
+        return redirect("workflow-history", pk=workflow.pk)
     try:
-        version = versions.rollback(workflow, actor=request.user, number=number, note=note)
+        version = versions.rollback(
+            workflow, actor=request.user, number=number, note=form.cleaned_data["note"]
+        )
     except versions.VersionError as exc:
         messages.error(request, f"Not rolled back: {exc.message}.")
     except DefinitionError as exc:

@@ -16,7 +16,7 @@ from agents.models import VersionStatus, Workflow, WorkflowVersion
 from governance import roles
 from governance.models import Team
 from governance.roles import Role
-from tests.workflow_factories import editor_data, field, human_agent, workflow
+from tests.workflow_factories import LazyAgents, editor_data, field, workflow
 
 pytestmark = pytest.mark.django_db
 
@@ -24,43 +24,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def onboarding(demo_people):
     return Team.objects.get(name="Onboarding")
-
-
-AGENTS = {
-    "kyc": ("KYC check", ["customer_id", "country"], ["risk"]),
-    "credit": ("Credit decision", ["customer_id", "risk"], ["limit"]),
-    "classifier": ("Ticket classifier", ["message"], ["category"]),
-    "answer": ("Answer writer", ["message"], ["answer"]),
-    "writer": (
-        "Letter writer",
-        ["topic", field("feedback", required=False), field("max_words", "number")],
-        ["text"],
-    ),
-    "reviewer": ("Compliance reviewer", ["text"], ["comment"]),
-    "manager": (
-        "Case manager",
-        ["case", field("specialist_outputs", "json", required=False)],
-        [field("specialists", "json"), "summary"],
-    ),
-    "fraud": ("Fraud screen", ["case"], [field("flag", "boolean")]),
-    "speaker": ("Negotiator", ["offer", field("transcript", "json", required=False)], ["offer"]),
-    "unpublished": ("Draft helper", ["customer_id"], ["note"]),
-}
-
-
-class LazyAgents(dict):
-    """Human agents of the Onboarding team, published (but "unpublished"), made on first use."""
-
-    def __init__(self, people, team):
-        super().__init__()
-        self.people, self.team = people, team
-
-    def __missing__(self, key):
-        name, inputs, outputs = AGENTS[key]
-        self[key] = human_agent(
-            self.people, self.team, name, inputs, outputs, publish=key != "unpublished"
-        )
-        return self[key]
 
 
 @pytest.fixture
