@@ -1,5 +1,4 @@
-"""Reading the decision log: keyset pages, one record in readable form, its hash check, the
-last verification.
+"""Reading the decision log: keyset pages, one record in readable form, its hash check.
 
 Every queryset handed in here already comes from `visible_decisions(user)`; nothing in this
 module widens what a user may see. Pages are keyset pages on `seq` (the primary key, gapless,
@@ -363,41 +362,4 @@ def hash_check(record: DecisionRecord, neighbours: dict[int, tuple[str, str]] | 
         previous_hash=previous[0] if previous else None,
         next_seq=record.seq + 1,
         next_prev_hash=following[1] if following else None,
-    )
-
-
-# --- The last verification ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The outcome of the latest `verify_ledger` run, read from its `ledger.verified` record."""
-
-    seq: int
-    at: datetime
-    ok: bool
-    first_bad_seq: int | None
-    reason: str | None
-    records_checked: int | None
-
-
-def last_verification() -> Verification | None:
-    """Until governance.verify provides it: the latest `ledger.verified` record's outcome."""
-    record = (
-        DecisionRecord.objects.filter(event="ledger.verified")
-        .only("seq", "recorded_at", "canonical")
-        .order_by("-seq")
-        .first()
-    )
-    if record is None:
-        return None
-    entry = Entry.of(record)
-    body = entry.body
-    return Verification(
-        seq=record.seq,
-        at=record.recorded_at,
-        ok=body.get("ok") is True,
-        first_bad_seq=body.get("first_bad_seq"),
-        reason=body.get("reason"),
-        records_checked=body.get("records_checked"),
     )

@@ -21,11 +21,11 @@ from governance.log_queries import (
     Entry,
     hash_check,
     keyset_page,
-    last_verification,
     personal_view,
 )
 from governance.models import Team
 from governance.personal import SubjectKeyring
+from governance.verify import last_verification
 
 # Suggestions for the event filter (any name is accepted: the ledger's events grow over time).
 KNOWN_EVENTS = (
