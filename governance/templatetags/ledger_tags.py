@@ -147,7 +147,7 @@ def log_rows(records) -> SafeString:
                 confidence=confidence_bar(r.confidence),
             )
         )
-    return mark_safe("".join(rows))  # every piece above went through format_html
+    return format_html_join("", "{}", ((row,) for row in rows))
 
 
 @register.filter
