@@ -14,7 +14,9 @@ from agents.api.agents import AgentViewSet
 from agents.api.connections import ConnectionViewSet
 from agents.api.escalations import EscalationViewSet
 from agents.api.runs import RunViewSet, WorkflowRunsView
+from agents.api.workflows import WorkflowViewSet
 from governance.api import DecisionViewSet
+from governance.api_grants import GrantsView
 
 
 class ApiRouter(DefaultRouter):
@@ -29,6 +31,7 @@ router = ApiRouter()
 router.register("decisions", DecisionViewSet, basename="api-decision")
 router.register("agents", AgentViewSet, basename="api-agent")
 router.register("connections", ConnectionViewSet, basename="api-connection")
+router.register("workflows", WorkflowViewSet, basename="api-workflow")
 router.register("runs", RunViewSet, basename="api-run")
 router.register("escalations", EscalationViewSet, basename="api-escalation")
 
@@ -38,6 +41,19 @@ urlpatterns = [
         "workflows/<int:pk>/runs/",
         login_not_required(WorkflowRunsView.as_view()),
         name="api-workflow-runs",
+    ),
+    # Object grants (the Access tab's API), one per kind of object with grants.
+    *(
+        path(
+            f"{prefix}/<int:pk>/grants/",
+            login_not_required(GrantsView.as_view(label=label)),
+            name=f"api-{prefix}-grants",
+        )
+        for prefix, label in (
+            ("agents", "agents.agent"),
+            ("workflows", "agents.workflow"),
+            ("connections", "agents.connection"),
+        )
     ),
     *router.urls,
 ]

@@ -9,6 +9,7 @@ from django.db.models import Count
 
 from agents.run_queries import escalation_summary, operations_summary
 from console import heartbeat
+from console.definitions_summary import builder_summary, review_queue
 from console.health import check_broker, check_database
 from governance.log_views import log_summary
 from governance.models import Team
@@ -44,13 +45,16 @@ def _builder_panel(user) -> Panel:
         Role.BUILDER,
         "Builder workspace",
         "console/panels/builder.html",
-        {"teams": list(Team.objects.of_user(user))},
+        {"teams": list(Team.objects.of_user(user)), **builder_summary(user)},
     )
 
 
 def _approver_panel(user) -> Panel:
     return Panel(
-        Role.APPROVER, "Review queue", "console/panels/approver.html", escalation_summary(user)
+        Role.APPROVER,
+        "Review queue",
+        "console/panels/approver.html",
+        {**escalation_summary(user), "reviews": review_queue(user)},
     )
 
 

@@ -15,6 +15,7 @@ BUILD_ROLES = frozenset({Role.BUILDER, Role.ADMIN, Role.COMPLIANCE})
 OPERATE_ROLES = frozenset({Role.OPERATOR, Role.APPROVER, Role.ADMIN})
 # Builders answer their teams' human tasks in the inbox too.
 INBOX_ROLES = OPERATE_ROLES | {Role.BUILDER}
+REVIEW_ROLES = frozenset({Role.COMPLIANCE, Role.ADMIN})
 
 
 def _inbox_count(user) -> int:
@@ -43,6 +44,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Connections", "connection-list", BUILD_ROLES, "Build"),
     NavItem("Decision log", "decision-list", section="Governance"),
     NavItem("Exports", "decision-export", frozenset({Role.COMPLIANCE, Role.ADMIN}), "Governance"),
+    NavItem("Access review", "access-review", REVIEW_ROLES, "Governance"),
     NavItem("API documentation", "api-docs", frozenset({Role.BUILDER, Role.ADMIN}), "Developers"),
     NavItem("Users, teams and roles", "admin:index", frozenset({Role.ADMIN}), "Administration"),
 )

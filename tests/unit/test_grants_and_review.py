@@ -158,3 +158,57 @@ def test_only_compliance_and_admins_see_the_access_review(client, demo_people):
     client.force_login(demo_people["builder"])
     assert client.get("/access-review/").status_code == 403
     assert client.get("/access-review/export.csv").status_code == 403
+
+
+def test_the_grants_api_lists_adds_and_revokes(client, demo_people, agent):
+    url = f"/api/v1/agents/{agent.pk}/grants/"
+    client.force_login(demo_people["admin"])
+    listed = client.get(url).json()
+    assert {
+        "action": "change",
+        "principal_type": "role",
+        "principal_id": None,
+        "principal": "Builders of Onboarding",
+        "source": "role default",
+    } in listed
+    added = client.post(
+        url, {"action": "view", "user": "builder2"}, content_type="application/json"
+    )
+    assert added.status_code == 201
+    assert visible_to(demo_people["builder2"]).filter(pk=agent.pk).exists()
+    removed = client.delete(
+        url, {"action": "view", "user": "builder2"}, content_type="application/json"
+    )
+    assert removed.status_code == 200
+    assert not visible_to(demo_people["builder2"]).filter(pk=agent.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"action": "view"}, "user"),
+        ({"action": "view", "user": "nobody"}, "user"),
+        ({"action": "fly", "team": "Support"}, "action"),
+        ({"action": "view", "team": "X"}, "team"),
+    ],
+)
+def test_the_grants_api_names_the_bad_field(client, demo_people, agent, payload, field):
+    client.force_login(demo_people["admin"])
+    response = client.post(
+        f"/api/v1/agents/{agent.pk}/grants/", payload, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_the_grants_api_hides_objects_and_refuses_non_managers(client, demo_people, agent):
+    client.force_login(demo_people["builder2"])
+    assert client.get(f"/api/v1/agents/{agent.pk}/grants/").status_code == 404
+    client.force_login(demo_people["builder"])
+    response = client.post(
+        f"/api/v1/agents/{agent.pk}/grants/",
+        {"action": "view", "user": "builder2"},
+        content_type="application/json",
+    )
+    assert response.status_code == 403
+    assert "manage access" in response.json()["detail"]
