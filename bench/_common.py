@@ -128,11 +128,10 @@ def _canonical(doc: dict) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _drop_ledger_indexes(cursor) -> list[str]:
-    """Drop the ledger table's secondary indexes and unique constraints (not its primary key);
-    return the statements that rebuild them. Bulk-building afterwards is about twice as fast
-    as maintaining ten indexes row by row."""
-    table = "governance_decisionrecord"
+def drop_indexes(cursor, table: str = "governance_decisionrecord") -> list[str]:
+    """Drop a table's secondary indexes and unique constraints (not its primary key); return
+    the statements that rebuild them. Bulk-building afterwards is about twice as fast as
+    maintaining ten indexes row by row."""
     cursor.execute(
         "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
         "WHERE conrelid = %s::regclass AND contype = 'u'",
@@ -173,7 +172,7 @@ def fill_ledger(count: int, *, seed: int = 7, batch: int = 20000) -> float:
         rebuild = []
         if count >= 50_000:
             with connection.cursor() as cursor:
-                rebuild = _drop_ledger_indexes(cursor)
+                rebuild = drop_indexes(cursor)
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT seq, hash FROM governance_ledgerhead WHERE chain = 'main' FOR UPDATE"

@@ -226,7 +226,7 @@ def _extend_chain_postgresql(before: bytes, after: bytes, columns: dict) -> tupl
     what `chain_hash` computes.
     """
     params = _column_values(columns)
-    params.update(chain=CHAIN, before=before, after=after)
+    params.update(chain=CHAIN, before=before.decode("utf-8"), after=after.decode("utf-8"))
     with connection.cursor() as cursor:
         cursor.execute(_postgresql_append_sql(), params)
         row = cursor.fetchone()
@@ -252,7 +252,7 @@ def _postgresql_append_sql() -> str:
         values.append(chain_columns.get(field.column, value))
     return f"""
         WITH parts AS (
-            SELECT %(before)s::bytea AS before, %(after)s::bytea AS after
+            SELECT convert_to(%(before)s, 'UTF8') AS before, convert_to(%(after)s, 'UTF8') AS after
         ), old AS (
             SELECT seq, hash FROM governance_ledgerhead WHERE chain = %(chain)s FOR UPDATE
         ), record AS (
