@@ -41,7 +41,7 @@ class ConnectionForm(forms.Form):
         max_length=200,
         help_text="Model endpoints: the default model name (e.g. gpt-4o-mini, llama3.1).",
     )
-    auth_method = forms.ChoiceField(label="Authentication", choices=Connection.Auth.choices)
+    auth_method = forms.ChoiceField(label="Method", choices=Connection.Auth.choices)
     header_name = forms.CharField(
         label="Header name",
         required=False,

@@ -202,9 +202,14 @@ class DefinitionEditor:
     def has_errors(self) -> bool:
         return bool(self.errors or self.form_errors)
 
-    def error_list(self) -> list[tuple[str, str]]:
-        """(where, message) of every error, for the summary at the top of the form."""
-        return [(label_of(path), message) for path, msgs in self.errors.items() for message in msgs]
+    def error_list(self) -> list[tuple[str, str, str]]:
+        """(where, message, input id) of every error, for the summary at the top of the form:
+        each links to the input it is about."""
+        return [
+            (label_of(path), message, dom_id(path) if path else "")
+            for path, msgs in self.errors.items()
+            for message in msgs
+        ]
 
     # --- Rendering helpers ---------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ and the errors placed on it. Everything is escaped: definitions come from people
 from __future__ import annotations
 
 from django import template
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
@@ -34,7 +34,9 @@ def _attrs(cell: dict, label: str, extra: dict) -> SafeString:
         attrs["aria-invalid"] = "true"
         attrs["aria-describedby"] = f"{cell['id']}-errors"
     attrs.update({k: v for k, v in extra.items() if v is not None and v is not False and v != ""})
-    return format_html_join(" ", '{}="{}"', attrs.items())
+    # escape(), not format_html's conditional escaping: template string literals arrive marked
+    # safe, and a literal's quotes (hx-vals JSON) must still be escaped inside the attribute.
+    return format_html_join(" ", '{}="{}"', ((k, escape(str(v))) for k, v in attrs.items()))
 
 
 def _extra(kwargs: dict) -> dict:
@@ -104,3 +106,17 @@ def lookup(mapping, key):
     if not isinstance(mapping, dict):
         return ""
     return mapping.get(str(key), "")
+
+
+@register.filter
+def as_table(items):
+    """A list of flat objects as {"columns", "rows"} for a table, or None when it is not one
+    (then the page shows the value as a JSON tree)."""
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        return None
+    columns: list[str] = []
+    for item in items:
+        columns.extend(k for k in item if k not in columns)
+    if len(columns) > 8 or any(isinstance(v, (dict, list)) for i in items for v in i.values()):
+        return None
+    return {"columns": columns, "rows": [[item.get(c) for c in columns] for item in items]}

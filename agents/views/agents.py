@@ -353,6 +353,10 @@ def agent_review(request, pk: int):
         "refusal": refusal,
         "own_version": pending is not None
         and request.user.pk in {pending.author_id, pending.submitted_by_id},
+        "connection_names": connections.visible_names(
+            request.user, connections.referenced_ids(pending.definition if pending else {})
+        ),
+        "teams": {str(t.pk): t.name for t in Team.objects.all()},
     }
     return render(request, "agents/agent_review.html", context, status=status)
 

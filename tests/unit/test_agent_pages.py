@@ -410,3 +410,20 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, agent):
     response = client.get(f"/agents/{agent.pk}/")
     assert response.status_code == 302
     assert "/accounts/login/" in response["Location"]
+
+
+def test_htmx_values_in_the_editor_are_valid_json_attributes(client, demo_people, agent):
+    html = login(client, demo_people["builder"]).get(f"/agents/{agent.pk}/edit/").content.decode()
+    assert 'hx-vals="{&quot;op&quot;: &quot;refresh&quot;}"' in html
+    assert 'hx-vals="{"' not in html
+
+
+def test_the_error_summary_links_to_the_input(client, demo_people, agent):
+    definition = rules_definition()
+    definition["config"]["rules"][0]["condition"] = "input.amount <"
+    html = (
+        login(client, demo_people["builder"])
+        .post(f"/agents/{agent.pk}/edit/", editor_post(definition) | {"op": "save"})
+        .content.decode()
+    )
+    assert '<a href="#f-config-rules-0-condition">Rule 1 · condition</a>' in html
