@@ -70,6 +70,10 @@ def raise_for(
 ) -> Escalation:
     """Open an escalation for a failed (or waiting) step and put the run on hold."""
     run = step_run.run
+    if Escalation.objects.filter(step_run=step_run).exists():
+        # Only a person's resolution brings an escalated attempt here again, and an attempt
+        # holds one escalation: refuse the decision (the resolution rolls back) instead.
+        raise ResolutionError("action", f"this decision matches no way on: {failure.message}"[:500])
     if isinstance(failure, AwaitingPerson):
         kind, team_id = failure.kind, int(failure.team_id) if failure.team_id else run.team_id
         status = StepRun.Status.WAITING
