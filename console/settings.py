@@ -219,6 +219,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Governance console for enterprise AI agents.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs page are for signed-in people (and API tokens) only.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Agents and connections both have a "kind": name their enums apart.
     "ENUM_NAME_OVERRIDES": {
         "AgentKindEnum": "agents.models.Agent.Kind",

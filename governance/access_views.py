@@ -18,7 +18,7 @@ from governance import access_review, authz_failures, grants, ledger
 from governance.access import object_or_404
 from governance.htmx import render_page_or_partial, wants_partial
 from governance.models import Team
-from governance.permissions import allowed_actions
+from governance.permissions import allowed_actions, denied
 from governance.roles import Role, has_role
 
 REVIEW_PAGE_SIZE = 200
@@ -71,6 +71,7 @@ def object_access(request, label: str, pk: int):
     obj = object_or_404(request.user, model, "view", path=request.path, pk=pk)
     form = None
     if request.method == "POST":
+        _require_manager(request, obj)
         form = GrantForm(request.POST, model=model)
         if form.is_valid():
             try:
@@ -102,6 +103,7 @@ def object_access(request, label: str, pk: int):
 def revoke_access(request, label: str, pk: int):
     model = _model(label)
     obj = object_or_404(request.user, model, "view", path=request.path, pk=pk)
+    _require_manager(request, obj)
     form = GrantForm(request.POST, model=model)
     if form.is_valid():
         try:
@@ -120,6 +122,14 @@ def revoke_access(request, label: str, pk: int):
     if not wants_partial(request):
         return redirect("object-access", label=label, pk=pk)
     return render(request, "governance/access/_holders.html", _context(request, obj))
+
+
+def _require_manager(request, obj) -> None:
+    """Checked before the form is read: who may not manage access gets 403 (they can see it)."""
+    if "manage_access" not in allowed_actions(request.user, obj):
+        exc = denied(obj, "manage_access")
+        authz_failures.record_denied(request, exc)
+        raise exc
 
 
 # --- The access review ---------------------------------------------------------------------

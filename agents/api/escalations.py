@@ -256,6 +256,13 @@ class EscalationViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def resolve(self, request, pk=None):
         escalation = self.get_object()
+        # Who may resolve is decided before the body is read: a viewer gets 403, not a 400.
+        if (
+            not Escalation.objects.restrict(request.user, "resolve")
+            .filter(pk=escalation.pk)
+            .exists()
+        ):
+            raise exceptions.PermissionDenied("you may not resolve this escalation")
         body = ResolveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         values = body.validated_data
