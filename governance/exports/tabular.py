@@ -52,7 +52,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
     Case,
     CharField,
@@ -164,16 +164,21 @@ class UtcIso(Func):
     template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 
-def copy_query(selection: Selection, low: int, high: int) -> tuple[str, tuple]:
+def copy_query(
+    selection: Selection, low: int, high: int, *, erasures: bool = True
+) -> tuple[str, tuple]:
     """The SELECT that COPY writes for the selected records with low < seq <= high.
 
     Built from the selection's own queryset (visibility and filter included). Empty text is
     turned into NULL so COPY writes it as an empty field, like the csv module. The erasure
-    columns are scalar subqueries evaluated only for records that have a data subject.
+    columns are scalar subqueries evaluated only for records that have a data subject; with
+    `erasures` False (no subject was ever erased) they are plain NULLs.
     """
     erased = SubjectKey.objects.filter(subject_id=OuterRef("subject_id"), erased_at__isnull=False)
 
     def erasure(expression):
+        if not erasures:
+            return Value(None, output_field=TextField())
         return Case(
             When(~Q(subject_id=""), then=Subquery(erased.annotate(v=expression).values("v")[:1])),
             default=None,
@@ -214,25 +219,31 @@ def _csv_by_copy(selection: Selection, tally: Tally, progress: Progress | None) 
     low = first - 1
     while low < selection.upper_seq:
         high = min(low + COPY_WINDOW, selection.upper_seq)
-        sql, params = copy_query(selection, low, high)
+        any_erased = SubjectKey.objects.filter(erased_at__isnull=False).exists()
+        sql, params = copy_query(selection, low, high, erasures=any_erased)
         buffer = bytearray()
         rows = 0
         last_row_length = 0
         # Each COPY data message is exactly one row, so counting messages counts records and
         # the last message's length finds the last row's seq without parsing the CSV.
         statement = f"COPY ({sql}) TO STDOUT (FORMAT csv)"
-        with connection.cursor() as cursor, cursor.cursor.copy(statement, params) as copy:
-            for data in copy:
-                if not rows:
-                    first_row = bytes(data[:24])
-                buffer += data
-                rows += 1
-                last_row_length = len(data)
-                if len(buffer) >= FLUSH_BYTES:
-                    last_seq = _leading_int(buffer[-last_row_length:])
-                    tally.saw(_leading_int(first_row), last_seq, 0)
-                    yield bytes(buffer)
-                    buffer.clear()
+        with transaction.atomic(), connection.cursor() as cursor:
+            # The erasure subqueries inflate the planner's cost estimate past jit_above_cost,
+            # and compiling the query costs more than a whole window takes to run: measured
+            # at 1.2 s per 50,000-record window with JIT, 0.3 s without.
+            cursor.execute("SET LOCAL jit = off")
+            with cursor.cursor.copy(statement, params) as copy:
+                for data in copy:
+                    if not rows:
+                        first_row = bytes(data[:24])
+                    buffer += data
+                    rows += 1
+                    last_row_length = len(data)
+                    if len(buffer) >= FLUSH_BYTES:
+                        last_seq = _leading_int(buffer[-last_row_length:])
+                        tally.saw(_leading_int(first_row), last_seq, 0)
+                        yield bytes(buffer)
+                        buffer.clear()
         if rows:
             if buffer:
                 tally.saw(_leading_int(first_row), _leading_int(buffer[-last_row_length:]), 0)
