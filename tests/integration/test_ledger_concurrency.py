@@ -15,24 +15,38 @@ from tests.integration.ledger_helpers import ROOT, subprocess_env
 WRITERS = 8
 APPENDS = 1000
 
-# Each writer appends one record per transaction, the most contended way. Commits skip the
-# wait for the disk (synchronous_commit off, this session only): what is under test is the
-# serialisation of appenders, which is the same either way, and the test stays fast.
+# Each writer appends its records in transactions of 1, 3 and 10 appends in turn, and every
+# seventh transaction fails after appending (rolled back: its records must leave no gap).
+# Commits skip the wait for the disk (synchronous_commit off, this session only): what is under
+# test is the serialisation of appenders, which is the same either way, and the test stays fast.
 WRITER = """
 import sys, time
 from pathlib import Path
 import django
 django.setup()
-from django.db import connection
+from django.db import connection, transaction
 from governance import ledger
 name, count, ready, go = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 with connection.cursor() as cursor:
     cursor.execute("SET synchronous_commit = off")
+class Failed(Exception):
+    pass
 ready.touch()
 while not go.exists():
     time.sleep(0.002)
-for i in range(count):
-    ledger.append("test.concurrent", actor=None, body={"writer": name, "i": i})
+done = attempt = 0
+while done < count:
+    size = min((1, 3, 10)[attempt % 3], count - done)
+    try:
+        with transaction.atomic():
+            for i in range(done, done + size):
+                ledger.append("test.concurrent", actor=None, body={"writer": name, "i": i})
+            if attempt % 7 == 6:
+                raise Failed
+        done += size
+    except Failed:
+        pass
+    attempt += 1
 """
 
 
@@ -71,10 +85,10 @@ def test_eight_processes_appending_at_once_leave_a_gapless_valid_chain(tmp_path)
         cursor.execute("SELECT count(*), min(seq), max(seq) FROM governance_decisionrecord")
         assert cursor.fetchone() == (WRITERS * APPENDS, 1, WRITERS * APPENDS)
         cursor.execute(
-            "SELECT count(DISTINCT canonical::jsonb -> 'body' ->> 'writer') "
-            "FROM governance_decisionrecord"
+            "SELECT count(DISTINCT (canonical::jsonb -> 'body' ->> 'writer', "
+            "canonical::jsonb -> 'body' ->> 'i')) FROM governance_decisionrecord"
         )
-        assert cursor.fetchone()[0] == WRITERS
+        assert cursor.fetchone()[0] == WRITERS * APPENDS  # each record once, none lost
         cursor.execute("SELECT seq, hash FROM governance_ledgerhead")
         head = cursor.fetchone()
     report = verify_chain()
