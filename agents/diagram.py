@@ -25,7 +25,7 @@ V_GAP = 70
 MARGIN = 24
 PILL_H = 32
 LOOP_LANE = 36  # room right of the nodes for a back edge
-LOOP_LABEL_W = 210
+LOOP_LABEL_W = 220
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 MONO = "ui-monospace, 'SFMono-Regular', 'DejaVu Sans Mono', Menlo, Consolas, monospace"
@@ -177,7 +177,7 @@ def _entries(triggers, workflow_names: Mapping[int, str]) -> list[Node]:
         entries.append(Node(f"trigger {len(entries)}", text, "", "", [], pill=True, tone="trigger"))
     for entry in entries:
         entry.h = PILL_H
-        entry.w = min(max(len(entry.label) * 6.9 + 34, 120), NODE_W + 40)
+        entry.w = min(max(len(entry.label) * 7.4 + 34, 120), NODE_W + 110)
     return entries
 
 
@@ -458,7 +458,7 @@ class _Drawing:
             rounds = self.config.get("max_rounds", 3)
             lines = [
                 ("revise with feedback", LOOP),
-                (f"unless the checker says {self._approve()}", INK_SOFT),
+                (f"when not \u2018{self._approve()}\u2019", INK_SOFT),
                 (f"max {rounds} rounds, then escalation", INK_FAINT),
             ]
         else:
@@ -510,7 +510,7 @@ class _Drawing:
             [
                 ("results back to the manager", LOOP),
                 ("context.specialist_outputs", INK_SOFT),
-                (f"chosen by its output \u2018{selection}\u2019", INK_FAINT),
+                (f"picked by \u2018{selection}\u2019", INK_FAINT),
             ],
         )
 
@@ -519,7 +519,7 @@ class _Drawing:
             "start": ("#12304f", "#12304f", "#ffffff"),
             "end": ("#e5f5ec", "#a6dcbf", "#1a7f4b"),
         }.get(node.tone, ("#f4f6f9", "#c5ced8", INK_SOFT))
-        text = clip(node.label, node.w - 24, 6.9)
+        text = clip(node.label, node.w - 24, 7.4)
         self.parts.append(
             f"<g><title>{escape(node.label)}</title>"
             f'<rect x="{node.x:.1f}" y="{node.y:.1f}" width="{node.w:.1f}" height="{node.h}" '
@@ -534,7 +534,7 @@ class _Drawing:
         badge_text = clip(badge.upper(), 90, 7.2)
         badge_w = len(badge_text) * 7.0 + 12
         x, y = node.x, node.y
-        label = clip(node.label, NODE_W - 30 - badge_w, 8.4)
+        label = clip(node.label, NODE_W - 28, 8.4)
         agent_colour = "#9a6700" if node.agent.endswith("not published") else INK_SOFT
         agent = clip(node.agent, NODE_W - 28, 7.0)
         tooltip = f"{node.label} — {node.agent} ({node.role}, key {node.key})"
@@ -551,14 +551,15 @@ class _Drawing:
             f'clip-path="url(#{clip_id})"/>'
             f'<text x="{x + 16:.1f}" y="{y + 24:.1f}" fill="{INK}" font-size="13" '
             f'font-weight="650">{escape(label)}</text>'
-            f'<rect x="{x + node.w - badge_w - 8:.1f}" y="{y + 11:.1f}" width="{badge_w:.1f}" '
-            f'height="17" rx="8.5" fill="{badge_fill}"/>'
-            f'<text x="{x + node.w - badge_w / 2 - 8:.1f}" y="{y + 23:.1f}" text-anchor="middle" '
+            f'<rect x="{x + node.w - badge_w - 8:.1f}" y="{y + 48:.1f}" width="{badge_w:.1f}" '
+            f'height="16" rx="8" fill="{badge_fill}"/>'
+            f'<text x="{x + node.w - badge_w / 2 - 8:.1f}" y="{y + 59.5:.1f}" text-anchor="middle" '
             f'fill="{badge_ink}" font-size="9.5" font-weight="700" letter-spacing="0.5">'
             f"{escape(badge_text)}</text>"
             f'<text x="{x + 16:.1f}" y="{y + 43:.1f}" fill="{agent_colour}">{escape(agent)}</text>'
             f'<text x="{x + 16:.1f}" y="{y + 60:.1f}" fill="{INK_FAINT}" font-size="10.5" '
-            f'font-family="{escape(MONO)}">{escape(clip(node.key, NODE_W - 28, 6.4))}</text>'
+            f'font-family="{escape(MONO)}">'
+            f"{escape(clip(node.key, NODE_W - 36 - badge_w, 6.4))}</text>"
             "</g>"
         )
 

@@ -200,7 +200,7 @@ def diff_rows(changes: list[dict]) -> list[dict]:
             "before": _value_text(change["before"]),
             "after": _value_text(change["after"]),
             "added": change["before"] is None,
-            "removed": change["after"] is None,
+            "removed": change["after"] is None and change["before"] is not None,
         }
         for change in changes
     ]

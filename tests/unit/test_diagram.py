@@ -159,7 +159,7 @@ def test_the_conversation_loop_names_its_stop_condition_and_turn_limit():
 def test_the_supervisor_hears_back_from_its_specialists():
     shown = " ".join(texts(parse(render(PATTERNS["supervisor"]))))
     assert "results back to the manager" in shown
-    assert "chosen by its output \u2018chosen\u2019" in shown
+    assert "picked by \u2018chosen\u2019" in shown
 
 
 def test_triggers_are_entry_nodes():
