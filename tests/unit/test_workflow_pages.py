@@ -554,6 +554,19 @@ def test_choosing_an_agent_fills_its_mapping_rows(builder, sequential, agents):
     assert 'value="steps.kyc.output.risk" selected' in html  # guessed from KYC's output
 
 
+def test_without_htmx_the_same_buttons_return_the_whole_page(builder, sequential, agents):
+    data = editor_data(
+        pattern="sequential",
+        input_fields=[field("customer_id")],
+        steps=[{"key": "kyc", "agent_id": agents["kyc"].pk}],
+        op="add:input_fields",
+        name=sequential.name,
+    )
+    html = builder.post(f"/workflows/{sequential.pk}/edit/", data).content.decode()
+    assert "<html" in html
+    assert 'name="input_fields[1]._row"' in html
+
+
 def test_an_unknown_operation_is_a_bad_request(builder, sequential):
     data = editor_data(pattern="sequential", steps=[], op="explode:steps", name=sequential.name)
     assert builder.post(f"/workflows/{sequential.pk}/edit/", data).status_code == 400
