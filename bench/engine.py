@@ -195,9 +195,9 @@ def webhook_throughput(single) -> None:
     from console.tasks import ping
 
     secret = triggers.rotate_webhook_secret(single, actor=_people()["builder"])
-    client = Client()
+    client = Client(HTTP_HOST="localhost")
     run_ids = []
-    began = time.perf_counter()
+    began = webhooks_began = time.perf_counter()
     for i in range(RUNS):
         body = json.dumps({"amount": i % 2000}).encode()
         stamp = int(time.time())
@@ -222,7 +222,7 @@ def webhook_throughput(single) -> None:
     baseline = RUNS / (time.perf_counter() - began)
     bench_line("engine_webhook_runs_per_s", ours, "runs/s", baseline)
     print(
-        f"  ({RUNS} runs; webhooks accepted in {sent - began:.2f}s; "
+        f"  ({RUNS} runs; webhooks accepted in {sent - webhooks_began:.2f}s; "
         f"{WORKERS} workers x {CONCURRENCY})",
         flush=True,
     )
@@ -264,7 +264,7 @@ def start_latency(single) -> None:
     clear_url_caches()
     people = _people()
     token, _ = Token.objects.get_or_create(user=people["operator"])
-    client = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client = Client(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_HOST="localhost")
     try:
         url = reverse("api-workflow-runs", args=[single.pk])
     except NoReverseMatch:

@@ -73,7 +73,9 @@ def raise_for(
     if Escalation.objects.filter(step_run=step_run).exists():
         # Only a person's resolution brings an escalated attempt here again, and an attempt
         # holds one escalation: refuse the decision (the resolution rolls back) instead.
-        raise ResolutionError("action", f"this decision matches no way on: {failure.message}"[:500])
+        raise ResolutionError(
+            "action", f"the run cannot go on with this decision: {failure.message}"[:500]
+        )
     if isinstance(failure, AwaitingPerson):
         kind, team_id = failure.kind, int(failure.team_id) if failure.team_id else run.team_id
         status = StepRun.Status.WAITING
@@ -155,7 +157,7 @@ def resolve(
     if not Escalation.objects.restrict(actor, "resolve").filter(pk=escalation.pk).exists():
         raise PermissionDenied("you may not resolve this escalation")
     run = (
-        Run.objects.select_for_update()
+        Run.objects.select_for_update(of=("self",))
         .select_related("workflow", "workflow_version", "team")
         .get(pk=escalation.run_id)
     )

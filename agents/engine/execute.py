@@ -49,7 +49,7 @@ def claim(step_run_id: int) -> tuple[StepRun, uuid.UUID] | None:
     now = timezone.now()
     with transaction.atomic():
         step_run = (
-            StepRun.objects.select_for_update()
+            StepRun.objects.select_for_update(of=("self",))
             .select_related("run", "agent", "agent_version", "agent_version__agent")
             .filter(pk=step_run_id)
             .first()
@@ -130,19 +130,22 @@ def execute_step(step_run_id: int) -> str:
             outcome.kind = "out_of_scope"
     finally:
         keeper.stop()
-    close_old_connections()
+    # A long agent call may have outlived the connection (server restart, idle timeout). A
+    # worker is never inside a transaction here; tests that drive steps in-process are.
+    if not connection.in_atomic_block:
+        close_old_connections()
     return record(step_run_id, token, outcome)
 
 
 def record(step_run_id: int, token: uuid.UUID, outcome) -> str:
     with transaction.atomic():
         step_run = (
-            StepRun.objects.select_for_update()
+            StepRun.objects.select_for_update(of=("self",))
             .select_related("agent", "agent_version")
             .get(pk=step_run_id)
         )
         run = (
-            Run.objects.select_for_update()
+            Run.objects.select_for_update(of=("self",))
             .select_related("workflow", "workflow_version", "team")
             .get(pk=step_run.run_id)
         )

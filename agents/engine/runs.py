@@ -116,7 +116,7 @@ def finish(run: Run, outcome: str, *, output=None, actor=None, reason: str = "")
 @transaction.atomic
 def cancel(run: Run, *, actor, reason: str = "") -> Run:
     run = (
-        Run.objects.select_for_update()
+        Run.objects.select_for_update(of=("self",))
         .select_related("workflow", "workflow_version")
         .get(pk=run.pk)
     )

@@ -373,3 +373,31 @@ def test_records_of_a_run_name_its_versions(team, demo_people, kyc, credit):
     assert decided["refs"]["workflow_version"]["name"] == "Onboard v1"
     assert decided["actor"] == {"type": "agent", "id": str(kyc.pk), "name": "KYC v1"}
     assert decided["body"]["decision"] == "pass"
+
+
+def test_engine_locks_only_its_own_rows(team, demo_people, kyc, credit):
+    """A lock on joined rows (the agent, the workflow) deadlocks with the foreign-key checks of
+    concurrent starts; every SELECT ... FOR UPDATE of the engine names its own table."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from agents.engine.execute import execute_step
+
+    flow = sequential(team, demo_people, kyc, credit)
+    run = runs.start(
+        flow.published_version,
+        {"customer_id": "C1", "country": "DE", "amount": 1},
+        actor=demo_people["operator"],
+        trigger=Run.Trigger.MANUAL,
+    )
+    with CaptureQueriesContext(connection) as queries:
+        execute_step(StepRun.objects.get(run=run).pk)
+    locking = [
+        q["sql"]
+        for q in queries.captured_queries
+        if "FOR UPDATE" in q["sql"] and " JOIN " in q["sql"]
+    ]
+    if connection.features.has_select_for_update_of:
+        assert locking
+        for sql in locking:
+            assert "FOR UPDATE OF" in sql, sql
