@@ -427,3 +427,38 @@ def test_the_error_summary_links_to_the_input(client, demo_people, agent):
         .content.decode()
     )
     assert '<a href="#f-config-rules-0-condition">Rule 1 · condition</a>' in html
+
+
+# --- CSP: no inline script, style or handlers on any of these pages ---------------------------
+
+
+def test_pages_carry_no_inline_script_style_or_handlers(client, demo_people, onboarding, agent):
+    import re
+
+    from tests.agent_factories import make_connection
+
+    conn = make_connection(demo_people["builder"], onboarding)
+    versions.submit(agent, actor=demo_people["builder"])
+    login(client, demo_people["admin"])
+    urls = [
+        "/agents/",
+        "/agents/new/",
+        "/agents/new/?kind=llm",
+        "/agents/new/?kind=http",
+        "/agents/new/?kind=human",
+        *(u.format(pk=agent.pk) for u in AGENT_PAGES),
+        "/connections/",
+        "/connections/new/",
+        f"/connections/{conn.pk}/",
+        f"/connections/{conn.pk}/edit/",
+    ]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        html = response.content.decode()
+        for tag in re.findall(r"<script\b[^>]*>", html):
+            assert "src=" in tag, (url, tag)
+        assert not re.search(r"\sstyle=", html), url
+        assert "<style" not in html, url
+        assert not re.search(r"\son[a-z]+=", html), url
+        assert "hx-on" not in html, url
