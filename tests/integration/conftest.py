@@ -29,7 +29,7 @@ from django.conf import settings
 from tests.processes import process_group_members
 
 ROOT = Path(__file__).resolve().parents[2]
-READY_TIMEOUT = 30
+READY_TIMEOUT = 90  # generous: only a loaded machine waits that long
 STOP_TIMEOUT = 10
 
 
@@ -80,6 +80,7 @@ class CeleryWorker:
             "--loglevel=INFO", "--without-mingle", "--without-gossip", *extra_args,
         ]  # fmt: skip
         self.process: subprocess.Popen | None = None
+        self.log_offset = 0
 
     @property
     def pid(self) -> int:
@@ -98,6 +99,8 @@ class CeleryWorker:
         return process_group_members(self.pid) if self.process else []
 
     def start(self, timeout: float = READY_TIMEOUT) -> CeleryWorker:
+        # A worker restarted under the same name appends to the same log: read only what is new.
+        self.log_offset = len(self.log())
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.command,
@@ -116,15 +119,18 @@ class CeleryWorker:
         return self
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        """Wait until the worker answers a remote-control ping addressed to it."""
-        from console.celery import app
+        """Wait until the worker logs that it is ready (consuming its queue).
 
+        The log, not a remote-control ping: after a chaos test restarts the broker, this
+        process's pooled broker connections are dead, and a ping would fail for that reason."""
         deadline = time.monotonic() + timeout
+        marker = f"{self.nodename} ready."
         while time.monotonic() < deadline:
             if not self.alive:
                 raise RuntimeError(f"worker {self.nodename} exited early:\n{self.log()[-4000:]}")
-            if app.control.ping(destination=[self.nodename], timeout=0.5, limit=1):
+            if marker in self.log():
                 return
+            time.sleep(0.1)
         raise TimeoutError(
             f"worker {self.nodename} not ready after {timeout}s:\n{self.log()[-4000:]}"
         )
