@@ -2,29 +2,9 @@
 
 from __future__ import annotations
 
-from agents.kinds.base import AgentSpec, ConnectionSpec
+from agents.connections import spec_for
+from agents.kinds.base import AgentSpec
 from agents.models import AgentVersion, Connection
-from governance import keys
-
-
-def connection_spec(connection: Connection) -> ConnectionSpec:
-    secret = ""
-    if connection.encrypted_secret:
-        secret = keys.fernet().decrypt(bytes(connection.encrypted_secret)).decode()
-    return ConnectionSpec(
-        id=str(connection.pk),
-        name=connection.name,
-        kind=connection.kind,
-        base_url=connection.base_url,
-        auth_method=connection.auth_method,
-        secret=secret,
-        username=connection.username,
-        header_name=connection.header_name,
-        token_url=connection.token_url,
-        model=connection.model,
-        allow_internal=connection.allow_internal,
-        timeout_seconds=connection.timeout_seconds,
-    )
 
 
 def connection_ids(config: dict) -> set[int]:
@@ -43,7 +23,7 @@ def connection_ids(config: dict) -> set[int]:
 def agent_spec(version: AgentVersion) -> AgentSpec:
     definition = version.definition
     ids = connection_ids(definition.get("config") or {})
-    connections = {str(c.pk): connection_spec(c) for c in Connection.objects.filter(pk__in=ids)}
+    connections = {str(c.pk): spec_for(c) for c in Connection.objects.filter(pk__in=ids)}
     return AgentSpec.from_definition(
         definition,
         agent_id=version.agent_id,
