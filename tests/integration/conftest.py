@@ -128,7 +128,7 @@ class CeleryWorker:
         while time.monotonic() < deadline:
             if not self.alive:
                 raise RuntimeError(f"worker {self.nodename} exited early:\n{self.log()[-4000:]}")
-            if marker in self.log():
+            if marker in self.log()[self.log_offset :]:
                 return
             time.sleep(0.1)
         raise TimeoutError(
