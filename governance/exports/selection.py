@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 
 from django.db.models import QuerySet
 
@@ -130,9 +130,10 @@ def keyset_chunks(
 @dataclass(frozen=True)
 class Erasure:
     subject: str
-    erased_at: str  # ISO 8601, UTC
+    erased_at: str  # ISO 8601, UTC, as the ledger writes timestamps
     erased_by: str
     reason: str
+    moment: datetime | None = None  # erased_at as a datetime
 
     def as_dict(self) -> dict:
         return {
@@ -152,7 +153,7 @@ def erasures_of(subject_ids) -> dict[str, Erasure]:
         "subject_id", "erased_at", "erased_by", "erasure_reason"
     )
     return {
-        subject: Erasure(subject, iso_utc(erased_at), erased_by, reason)
+        subject: Erasure(subject, iso_utc(erased_at), erased_by, reason, erased_at)
         for subject, erased_at, erased_by, reason in rows
     }
 

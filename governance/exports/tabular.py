@@ -5,8 +5,9 @@ only where needed, UTF-8, `\\n` line ends. Columns:
 
 =======================  =====================================================================
 seq                      the record's position in the chain (gapless from 1)
-recorded_at              when it was appended: UTC, ISO 8601 with microseconds and a Z, as in
-                         the canonical record
+recorded_at              when it was appended, UTC, as PostgreSQL writes timestamps in ISO
+                         style: `2026-03-01 09:30:00.25+00` (trailing zeros of the fraction
+                         dropped); the canonical record has the same instant as `...Z`
 event                    what happened (`agent.decided`, `run.started`, `export.made`, ...)
 actor_type               person, agent or system
 actor_id, actor_name     the user id and username, the agent version's id and name, or empty
@@ -19,7 +20,8 @@ confidence               the body's confidence (empty when none)
 subject_id               the data subject of the record's personal part (empty when it has none).
                          The personal part itself appears only as ciphertext inside `canonical`:
                          CSV and JSON Lines exports never decrypt it.
-personal_erased_at       set when that subject was erased (right to erasure): when (UTC), by whom
+personal_erased_at       set when that subject was erased (right to erasure): when (UTC, as
+                         recorded_at), by whom
 personal_erased_by       and why. The ciphertext stays in `canonical` (the chain still verifies)
 personal_erasure_reason  but nobody can read it any more.
 prev_hash, hash          the chain links, hex: hash = SHA-256(bytes of prev_hash || canonical as
@@ -28,11 +30,12 @@ canonical                the record's RFC 8785 JSON, exactly the bytes that were
                          other column except the erasure ones is a copy of a value inside it
 =======================  =====================================================================
 
-Empty text and missing values are both written as empty fields. Values are written verbatim (this
-is evidence): a spreadsheet may treat a cell starting with "=" as a formula, so open the file as
-text. On PostgreSQL the rows come from `COPY (SELECT ...) TO STDOUT (FORMAT csv)`, one statement
-per window of `seq` so the connection is free between windows; elsewhere from keyset chunks
-written with the csv module. Both give the same bytes.
+A missing value is an empty field; empty text is `""` (as PostgreSQL's COPY writes them). Values
+are written verbatim (this is evidence): a spreadsheet may treat a cell starting with "=" as a
+formula, so open the file as text. On PostgreSQL the rows come from `COPY (SELECT ...) TO
+STDOUT (FORMAT csv)` of the stored columns, one statement per window of `seq` so the
+connection is free between windows; elsewhere from keyset chunks written by `csv_line`, which
+follows COPY's quoting and number and timestamp forms. Both give the same bytes.
 
 JSON Lines: one JSON object per line, in ascending `seq`::
 
@@ -46,18 +49,17 @@ only as its ciphertext (`record.personal`).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.db.models import (
     Case,
-    CharField,
+    DateTimeField,
     F,
-    Func,
     OuterRef,
     Q,
     Subquery,
@@ -65,9 +67,8 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import NullIf
 
-from governance.exports.selection import Selection, erasures_of, iso_utc, keyset_chunks
+from governance.exports.selection import Selection, erasures_of, keyset_chunks
 from governance.models import SubjectKey
 
 RECORD_COLUMNS = (
@@ -136,32 +137,52 @@ def _header_bytes() -> bytes:
 
 
 def _csv_by_rows(selection: Selection, tally: Tally, progress: Progress | None) -> Iterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
     yield _header_bytes()
+    split = len(RECORD_COLUMNS)
     for rows in keyset_chunks(selection.records(), _FIELDS, CHUNK_ROWS):
         erased = erasures_of(row[_SUBJECT] for row in rows)
+        lines = []
         for row in rows:
-            cells = list(row)
-            cells[1] = iso_utc(cells[1])
-            cells[14] = "" if cells[14] is None else repr(cells[14])
             gone = erased.get(row[_SUBJECT])
-            tail = (gone.erased_at, gone.erased_by, gone.reason) if gone else ("", "", "")
-            cells[len(RECORD_COLUMNS) : len(RECORD_COLUMNS)] = tail
-            writer.writerow(cells)
+            tail = (gone.moment, gone.erased_by, gone.reason) if gone else (None, None, None)
+            lines.append(csv_line((*row[:split], *tail, *row[split:])))
         tally.saw(rows[0][0], rows[-1][0], len(rows))
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
+        yield "".join(lines).encode()
         if progress:
             progress(tally.records)
 
 
-class UtcIso(Func):
-    """A timestamp as the ledger writes it (PostgreSQL only: used inside COPY)."""
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 
-    output_field = CharField()
-    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+def csv_line(values) -> str:
+    """One CSV line as PostgreSQL's COPY (FORMAT csv) writes it: None is an empty field, empty
+    text is quoted, text with a comma, quote or line break is quoted with quotes doubled."""
+    return ",".join(map(_csv_cell, values)) + "\n"
+
+
+def _csv_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        if not value or _NEEDS_QUOTES.search(value):
+            return '"' + value.replace('"', '""') + '"'
+        return value
+    if isinstance(value, float):
+        text = repr(value)  # shortest round-trip form, as PostgreSQL 12+ writes float8
+        return text[:-2] if text.endswith(".0") else text
+    if isinstance(value, datetime):
+        return pg_timestamp(value)
+    return str(value)
+
+
+def pg_timestamp(moment: datetime) -> str:
+    """A timestamp as PostgreSQL writes timestamptz in ISO style with the UTC time zone."""
+    moment = moment.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}".rstrip("0")
+    return text + "+00"
 
 
 def copy_query(
@@ -169,36 +190,29 @@ def copy_query(
 ) -> tuple[str, tuple]:
     """The SELECT that COPY writes for the selected records with low < seq <= high.
 
-    Built from the selection's own queryset (visibility and filter included). Empty text is
-    turned into NULL so COPY writes it as an empty field, like the csv module. The erasure
-    columns are scalar subqueries evaluated only for records that have a data subject; with
-    `erasures` False (no subject was ever erased) they are plain NULLs.
+    Built from the selection's own queryset (visibility and filter included), selecting the
+    stored columns as they are: COPY formats them itself, which keeps the database's work per
+    row close to a bare COPY's. The erasure columns are scalar subqueries evaluated only for
+    records that have a data subject; with `erasures` False (no subject was ever erased) they
+    are plain NULLs.
     """
     erased = SubjectKey.objects.filter(subject_id=OuterRef("subject_id"), erased_at__isnull=False)
 
-    def erasure(expression):
+    def erasure(name: str, field):
         if not erasures:
-            return Value(None, output_field=TextField())
+            return Value(None, output_field=field)
         return Case(
-            When(~Q(subject_id=""), then=Subquery(erased.annotate(v=expression).values("v")[:1])),
+            When(~Q(subject_id=""), then=Subquery(erased.values(name)[:1])),
             default=None,
+            output_field=field,
         )
 
-    def text(name):
-        return NullIf(F(name), Value(""), output_field=TextField())
-
     columns = {
-        "c_seq": F("seq"),
-        "c_recorded_at": UtcIso(F("recorded_at")),
-        **{f"c_{name}": text(name) for name in RECORD_COLUMNS[2:14]},
-        "c_confidence": F("confidence"),
-        "c_subject_id": text("subject_id"),
-        "c_erased_at": erasure(UtcIso(F("erased_at"))),
-        "c_erased_by": erasure(text("erased_by")),
-        "c_erasure_reason": erasure(text("erasure_reason")),
-        "c_prev_hash": F("prev_hash"),
-        "c_hash": F("hash"),
-        "c_canonical": F("canonical"),
+        **{f"c_{name}": F(name) for name in RECORD_COLUMNS},
+        "c_erased_at": erasure("erased_at", DateTimeField()),
+        "c_erased_by": erasure("erased_by", TextField()),
+        "c_erasure_reason": erasure("erasure_reason", TextField()),
+        **{f"c_{name}": F(name) for name in CHAIN_COLUMNS},
     }
     queryset = (
         selection.records()
@@ -232,6 +246,10 @@ def _csv_by_copy(selection: Selection, tally: Tally, progress: Progress | None) 
             # and compiling the query costs more than a whole window takes to run: measured
             # at 1.2 s per 50,000-record window with JIT, 0.3 s without.
             cursor.execute("SET LOCAL jit = off")
+            # The output forms csv_line follows, whatever the server's defaults.
+            cursor.execute("SET LOCAL TimeZone = 'UTC'")
+            cursor.execute("SET LOCAL DateStyle = 'ISO, YMD'")
+            cursor.execute("SET LOCAL extra_float_digits = 1")
             with cursor.cursor.copy(statement, params) as copy:
                 for data in copy:
                     if not rows:
