@@ -90,7 +90,30 @@ def trigger_label(run: Run) -> str:
             Run.Trigger.DEMO: "as demo data",
         }[run.trigger]
         return f"{who} {how}".strip() if who else f"Started {how}"
+    detail = run.trigger_detail if isinstance(run.trigger_detail, dict) else {}
+    if run.trigger == Run.Trigger.WORKFLOW and detail.get("run"):
+        outcome = f" {detail['outcome']}" if detail.get("outcome") else ""
+        return (
+            f"After run {str(detail['run'])[:8]} of {detail.get('workflow', 'a workflow')}{outcome}"
+        )
+    if run.trigger == Run.Trigger.WEBHOOK:
+        return "A signed webhook"
+    if run.trigger == Run.Trigger.SCHEDULE:
+        return "The schedule"
     return run.get_trigger_display()
+
+
+def ordered_input(run: Run) -> dict:
+    """The run's input in the order of the workflow's input fields (jsonb keeps no order)."""
+    values = run.input if isinstance(run.input, dict) else {}
+    names = [
+        f.get("name")
+        for f in run.workflow_version.definition.get("input_fields", [])
+        if isinstance(f, dict)
+    ]
+    ordered = {name: values[name] for name in names if name in values}
+    ordered.update({k: v for k, v in values.items() if k not in ordered})
+    return ordered
 
 
 # --- The step timeline ---------------------------------------------------------------------------
@@ -107,10 +130,17 @@ class StepRow:
     escalation: Escalation | None = None
     duration: float | None = None
     error: dict | None = None
+    ledger: dict = field(default_factory=dict)  # escalation.raised / .resolved seq
 
     @property
     def delay_label(self) -> str:
         return duration_label(self.retry_delay) if self.retry_delay is not None else ""
+
+    @property
+    def status_label(self) -> str:
+        if self.step.status == StepRun.Status.RETRYING and self.retried:
+            return "Failed, retried"
+        return self.step.get_status_display()
 
     @property
     def duration_text(self) -> str:
@@ -266,9 +296,13 @@ def context_of(escalation: Escalation) -> Context:
         facts.append(("Rounds allowed", ctx["max_rounds"]))
     if kind == "turn_limit" and ctx.get("max_turns"):
         facts.append(("Turns allowed", ctx["max_turns"]))
-    tried = [t for t in ctx.get("tried") or [] if isinstance(t, dict)]
+    tried = [_attempt(t) for t in ctx.get("tried") or [] if isinstance(t, dict)]
+    if kind == "human_task" or (len(tried) < 2 and kind != "system_unavailable"):
+        tried = []  # one attempt that failed as the message says: nothing more to show
+    message = str(ctx.get("message") or "")
     return Context(
-        message=str(ctx.get("message") or escalation.summary),
+        # The title already says it unless the message was longer than the summary.
+        message=message if message and message != escalation.summary else "",
         facts=facts,
         missing=[str(m) for m in ctx.get("missing") or []],
         invalid={str(k): str(v) for k, v in (ctx.get("invalid") or {}).items()},
@@ -281,6 +315,36 @@ def context_of(escalation: Escalation) -> Context:
         details=ctx.get("details") if isinstance(ctx.get("details"), dict) else {},
         inputs=ctx.get("inputs") if isinstance(ctx.get("inputs"), dict) else {},
     )
+
+
+def _attempt(raw: dict) -> dict:
+    started = raw.get("started_at")
+    try:
+        started = datetime.fromisoformat(started) if isinstance(started, str) else None
+    except ValueError:
+        started = None
+    error = raw.get("error")
+    return {
+        "attempt": raw.get("attempt"),
+        "status": "Failed, retried"
+        if raw.get("status") == StepRun.Status.RETRYING
+        else STEP_STATUS_LABELS.get(raw.get("status"), raw.get("status") or "—"),
+        "error": error.get("message") if isinstance(error, dict) else error,
+        "started_at": started,
+    }
+
+
+STEP_STATUS_LABELS = dict(StepRun.Status.choices)
+
+
+def headline(escalation: Escalation) -> str:
+    """A card's title: the failure in a sentence, or what a human task asks of whom."""
+    if escalation.kind == "human_task":
+        return f"{escalation.step_run.agent.name}: a task for {escalation.team.name}"
+    text = escalation.summary or kind_label(escalation.kind)
+    if "://" in text.split(" ", 1)[0]:  # it starts with a URL: leave its case alone
+        return text
+    return text[:1].upper() + text[1:]
 
 
 AGE_CHOICES = (

@@ -95,11 +95,11 @@ NOTE_WIDGET = forms.Textarea(attrs={"rows": 2})
 
 class NoteForm(forms.Form):
     note = forms.CharField(
-        label="Note",
+        label="Comment",
         required=False,
         max_length=2000,
         widget=NOTE_WIDGET,
-        help_text="Recorded with your decision.",
+        help_text="Optional; recorded with your decision in the decision log.",
     )
 
 
@@ -132,7 +132,8 @@ class ManualForm(NoteForm):
         label="Decision",
         required=False,
         max_length=200,
-        help_text="A short name for your decision (e.g. approve). Optional.",
+        help_text="A short name, e.g. approve; a router's decision picks its route. Optional: "
+        "the first output value otherwise.",
     )
 
 
@@ -166,6 +167,8 @@ def available(escalation: Escalation) -> list[str]:
         return ["answer", "reject"]
     if kind in ("round_limit", "turn_limit"):
         return ["accept", "retry", "reject"]
+    if kind == "system_unavailable":  # the system may be back: trying again comes first
+        return ["retry", "manual", "reject"]
     names = []
     if choice_options(escalation):
         names.append("option")
@@ -198,6 +201,9 @@ class ActionForm:
             way.tone,
         )
         note_class = way.form
+        if name == "retry" and escalation.kind in ("round_limit", "turn_limit"):
+            noun = "round" if escalation.kind == "round_limit" else "turn"
+            self.label, self.button = f"One more {noun}", f"Give it one more {noun}"
         prefix = f"e{escalation.pk}-{name}"
         kwargs = {"options": choice_options(escalation)} if name == "option" else {}
         self.form = note_class(data, prefix=prefix, **kwargs)

@@ -28,6 +28,7 @@ from agents.run_display import (
     context_of,
     duration_label,
     duration_seconds,
+    headline,
     kind_label,
 )
 from agents.run_queries import (
@@ -51,6 +52,7 @@ class Card:
     kind_label: str
     tone: str
     age: str
+    title: str
 
     @property
     def dom_id(self) -> str:
@@ -86,6 +88,7 @@ def cards_for(user, escalations, *, resolvable_ids=None, posted=None) -> list[Ca
                 kind_label=kind_label(escalation.kind),
                 tone=KIND_TONES.get(escalation.kind, "warn"),
                 age=duration_label(duration_seconds(escalation.created_at, now)),
+                title=headline(escalation),
             )
         )
     return cards
@@ -170,12 +173,14 @@ def escalation_resolve(request, pk: int):
     resolution = Resolution(escalation, request.POST)
     if resolution.submit(user):
         chosen = next(f for f in resolution.forms if f.name == resolution.posted)
-        messages.success(
-            request,
-            f"{kind_label(escalation.kind)} in run {escalation.run.short_id}: "
-            f"{SUCCESS[chosen.action]}.",
-        )
-        return _gone(request, escalation) if partial else redirect(_after(request, escalation))
+        outcome = SUCCESS[chosen.action]
+        if escalation.kind == "human_task" and chosen.action == "approve":
+            outcome = "answered; the run goes on"
+        text = f"{kind_label(escalation.kind)} in run {escalation.run.short_id}: {outcome}."
+        messages.success(request, text)
+        if partial:
+            return _gone(request, escalation, note=text)
+        return redirect(_after(request, escalation))
     escalation.refresh_from_db(fields=["status", "resolved_by", "resolved_at"])
     if escalation.status != Escalation.Status.OPEN:  # someone else was quicker
         messages.info(
@@ -185,15 +190,22 @@ def escalation_resolve(request, pk: int):
     card = cards_for(user, [escalation], posted=resolution)[0]
     if partial:
         return render(request, "agents/escalations/_card.html", {"card": card, "inbox": True})
-    return render(request, "agents/escalations/detail.html", {"card": card}, status=400)
+    return render(request, "agents/escalations/detail.html", {"card": card})
 
 
-def _gone(request, escalation):
-    """The card disappears; messages and the inbox badge are swapped out of band."""
+def _gone(request, escalation, note: str = ""):
+    """The card gives way to a one-line note where it stood (the page's messages may be out
+    of sight); the messages and the inbox badge are swapped out of band."""
+    run_visible = Run.objects.restrict(request.user, "view").filter(pk=escalation.run_id).exists()
     return render(
         request,
         "agents/escalations/_resolved.html",
-        {"escalation": escalation, "inbox_count": inbox_count(request.user)},
+        {
+            "escalation": escalation,
+            "note": note,
+            "run_visible": run_visible,
+            "inbox_count": inbox_count(request.user),
+        },
     )
 
 

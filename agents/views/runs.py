@@ -8,6 +8,8 @@ it again. Writes go through `agents.engine.runs`; its errors are shown next to t
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
@@ -21,7 +23,13 @@ from agents.fields import FieldSpecError, parse_fields
 from agents.forms.operate import CancelForm, RunFilterForm
 from agents.forms.typed import TypedFieldsForm
 from agents.models import Escalation, Run, StepRun, Workflow
-from agents.run_display import duration_label, duration_seconds, run_state, timeline
+from agents.run_display import (
+    duration_label,
+    duration_seconds,
+    ordered_input,
+    run_state,
+    timeline,
+)
 from agents.run_display import trigger_label as describe_trigger
 from agents.run_queries import RUN_RELATED as RELATED
 from agents.run_queries import keyset_page, visible_runs
@@ -30,6 +38,7 @@ from governance.access import object_or_404
 from governance.canonical import CanonicalError
 from governance.htmx import render_page_or_partial, wants_partial
 from governance.ledger import LedgerError
+from governance.models import DecisionRecord
 from governance.permissions import allows
 
 PAGE_SIZE = 50
@@ -137,8 +146,7 @@ def run_start(request, pk: int):
         "pattern_label": pattern_label((version.definition if version else {}).get("pattern")),
         "description": (version.definition if version else {}).get("description", ""),
     }
-    status = 400 if request.method == "POST" else 200
-    return render(request, "agents/runs/start.html", context, status=status)
+    return render(request, "agents/runs/start.html", context)
 
 
 # --- The run page ------------------------------------------------------------------------------
@@ -156,6 +164,10 @@ def run_context(request, run: Run) -> dict:
         .order_by("created_at", "pk")
     )
     rows = timeline(run, steps, escalations)
+    ledger = escalation_records(run) if escalations else {}
+    for row in rows:
+        if row.escalation is not None:
+            row.ledger = ledger.get(row.escalation.pk, {})
     finished = run.status == Run.Status.FINISHED
     state_label, state_tone = run_state(run)
     open_escalations = [e for e in escalations if e.status == Escalation.Status.OPEN]
@@ -164,6 +176,7 @@ def run_context(request, run: Run) -> dict:
     )
     return {
         "run": run,
+        "input": ordered_input(run),
         "workflow": run.workflow,
         "version": run.workflow_version,
         "pattern_label": pattern_label(run.workflow_version.definition.get("pattern")),
@@ -179,6 +192,21 @@ def run_context(request, run: Run) -> dict:
         "poll_seconds": POLL_SECONDS,
         "ledger_url": reverse("decision-list") + "?" + urlencode({"run": str(run.pk)}),
     }
+
+
+def escalation_records(run: Run) -> dict[int, dict[str, int]]:
+    """{escalation id: {"raised": seq, "resolved": seq}}: one query over the run's records."""
+    found: dict[int, dict[str, int]] = {}
+    records = DecisionRecord.objects.filter(
+        run_id=str(run.pk), event__in=("escalation.raised", "escalation.resolved")
+    ).values_list("seq", "event", "canonical")
+    for seq, event, canonical in records:
+        try:
+            escalation_id = json.loads(canonical)["body"]["escalation"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        found.setdefault(escalation_id, {})[event.split(".")[1]] = seq
+    return found
 
 
 @require_safe

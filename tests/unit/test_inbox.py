@@ -156,7 +156,7 @@ def test_rejecting_needs_a_reason_and_ends_the_run(as_user, kyc, demo_people):
     escalation = escalated(kyc, {"customer_id": "C1", "country": "XX", "amount": 1}, demo_people)
     client = as_user("operator")
     response = resolve(client, escalation, "reject", {"note": "  "})
-    assert response.status_code == 400
+    assert response.status_code == 200  # the form again, with its errors
     assert "give the reason for rejecting" in response.content.decode()
     escalation.refresh_from_db()
     assert escalation.status == Escalation.Status.OPEN
@@ -333,3 +333,63 @@ def test_the_inbox_costs_the_same_queries_for_10_and_50_escalations(as_user, dem
             flows[n % 2], {"amount": 20} if n % 2 == 0 else {"customer_id": f"D{n}"}, demo_people
         )
     assert _inbox_queries(client) == ten
+
+
+def test_a_decision_that_leads_to_no_route_is_refused_not_a_500(as_user, demo_people):
+    """A router step decided by hand with a decision no route takes: the engine would escalate
+    the same attempt again (one escalation per attempt), so the resolution is refused."""
+    from tests.support.engine import rules_agent, workflow
+    from tests.support.operate import onboarding
+
+    team = onboarding()
+    triage = rules_agent(
+        "Triage",
+        team,
+        demo_people,
+        inputs=[("topic", "text", True)],
+        outputs=[("queue", "text")],
+        rows=[
+            {
+                "condition": "input.topic.contains('invoice')",
+                "outputs": {"queue": "billing"},
+                "decision": "billing",
+            }
+        ],
+    )
+    desk = rules_agent(
+        "Desk",
+        team,
+        demo_people,
+        inputs=[("topic", "text", True)],
+        outputs=[("answer", "text")],
+        rows=[{"condition": "true", "outputs": {"answer": "done"}, "decision": "answered"}],
+    )
+    flow = workflow(
+        "Triage flow",
+        team,
+        demo_people,
+        pattern="router",
+        inputs=[("topic", "text")],
+        steps=[
+            {"key": "triage", "agent_id": triage.pk, "role": "router"},
+            {
+                "key": "billing",
+                "agent_id": desk.pk,
+                "role": "route",
+                "when": "router.decision == 'billing'",
+            },
+        ],
+    )
+    escalation = escalated(flow, {"topic": "the weather"}, demo_people)
+    assert escalation.kind == "out_of_scope"
+    client = as_user("operator")
+    nowhere = resolve(client, escalation, "manual", {"data-queue": "x", "decision": "weather"})
+    assert nowhere.status_code == 200
+    assert "the run cannot go on with this decision" in nowhere.content.decode()
+    escalation.refresh_from_db()
+    assert escalation.status == Escalation.Status.OPEN
+    billing = resolve(
+        client, escalation, "manual", {"data-queue": "billing", "decision": "billing"}
+    )
+    assert billing.status_code == 302
+    assert drain(escalation.run).output == {"answer": "done"}
