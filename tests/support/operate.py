@@ -12,9 +12,9 @@ from tests.support.engine import drain, human_agent, publish, rules_agent, workf
 
 
 def keep_test_connection(monkeypatch) -> None:
-    """execute_step calls close_old_connections() before recording. Inside a test's
-    transaction on PostgreSQL that closes the test's own connection (autocommit differs from
-    the settings), so the next query fails; workers never run inside a transaction."""
+    """Kept for callers: execute_step used to close the test's own connection on PostgreSQL
+    (close_old_connections inside the test transaction); the engine now skips that inside a
+    transaction (a5eee48), so this only makes sure of it."""
     monkeypatch.setattr("agents.engine.execute.close_old_connections", lambda: None)
 
 

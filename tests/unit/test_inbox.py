@@ -16,7 +16,6 @@ from tests.support.operate import (
     escalated,
     handoff_flow,
     human_flow,
-    keep_test_connection,
     kyc_flow,
     with_limit,
 )
@@ -25,11 +24,6 @@ from tests.support.patterns import build_all
 pytestmark = pytest.mark.django_db
 
 HX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture(autouse=True)
-def _connection(monkeypatch):
-    keep_test_connection(monkeypatch)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from django.test.utils import CaptureQueriesContext
 from agents.models import Escalation, Run, StepRun
 from tests.support.operate import (
     conflict_flow,
-    keep_test_connection,
     kyc_flow,
     start,
     typed_flow,
@@ -21,11 +20,6 @@ from tests.support.operate import (
 pytestmark = pytest.mark.django_db
 
 HX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture(autouse=True)
-def _connection(monkeypatch):
-    keep_test_connection(monkeypatch)
 
 
 @pytest.fixture

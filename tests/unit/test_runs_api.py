@@ -16,7 +16,6 @@ from tests.support.operate import (
     escalated,
     handoff_flow,
     human_flow,
-    keep_test_connection,
     kyc_flow,
     start,
 )
@@ -25,11 +24,6 @@ pytestmark = pytest.mark.django_db
 
 GOOD = {"customer_id": "C1", "country": "DE", "amount": 10}
 UNSURE = {"customer_id": "C1", "country": "XX", "amount": 10}
-
-
-@pytest.fixture(autouse=True)
-def _connection(monkeypatch):
-    keep_test_connection(monkeypatch)
 
 
 @pytest.fixture

@@ -12,15 +12,9 @@ from django.test import Client
 from agents.engine import triggers
 from agents.models import Run
 from governance.models import DecisionRecord
-from tests.support.operate import keep_test_connection
 from tests.support.patterns import build_all
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _connection(monkeypatch):
-    keep_test_connection(monkeypatch)
 
 
 @pytest.fixture
