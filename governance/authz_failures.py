@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
@@ -49,7 +50,7 @@ def record_hidden(user, model, lookup: dict, action: str, path: str = "") -> Non
     """The restricted lookup found nothing: count it if the object does exist."""
     try:
         found = model._base_manager.filter(**lookup).values_list("pk", flat=True).first()
-    except (ValueError, TypeError):  # a malformed id: nothing to count
+    except (ValueError, TypeError, ValidationError):  # a malformed id: nothing to count
         return
     if found is not None:
         record(user, object_type=model._meta.label_lower, object_id=found, action=action, path=path)
