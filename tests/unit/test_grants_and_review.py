@@ -212,3 +212,11 @@ def test_the_grants_api_hides_objects_and_refuses_non_managers(client, demo_peop
     )
     assert response.status_code == 403
     assert "manage access" in response.json()["detail"]
+
+
+def test_counting_a_malformed_id_never_fails(demo_people):
+    from agents.models import Run
+    from governance import authz_failures
+
+    authz_failures.record_hidden(demo_people["builder"], Run, {"pk": "not-a-uuid"}, "view")
+    assert not AuthorizationFailure.objects.exists()
