@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import F, OuterRef, Q, Subquery
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -55,6 +56,9 @@ def listed_agents(user):
     )
 
 
+AGENTS_PER_PAGE = 50
+
+
 @require_safe
 def agent_list(request):
     agents = listed_agents(request.user)
@@ -72,8 +76,14 @@ def agent_list(request):
             agents = agents.filter(pending_number__isnull=False)
         elif data.get("status") == "unpublished":
             agents = agents.filter(published_version__isnull=True)
+    # Pages of 50: a list of thousands renders for seconds (bench/rbac.py).
+    page = Paginator(agents, AGENTS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
-        "agents": agents,
+        "agents": page.object_list,
+        "page": page,
+        "query": query.urlencode(),
         "form": form,
         "filtered": form.is_bound and any(form.data.get(k) for k in form.fields),
         "may_create": may_create(request.user),

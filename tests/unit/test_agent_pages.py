@@ -462,3 +462,22 @@ def test_pages_carry_no_inline_script_style_or_handlers(client, demo_people, onb
         assert "<style" not in html, url
         assert not re.search(r"\son[a-z]+=", html), url
         assert "hx-on" not in html, url
+
+
+def test_the_agent_list_comes_in_pages_of_fifty(client, demo_people):
+    from agents.models import Agent
+    from governance.models import Team
+
+    team = Team.objects.get(name="Onboarding")
+    Agent.objects.bulk_create(
+        Agent(name=f"Agent {i:03d}", slug=f"agent-{i:03d}", team=team, kind="rules")
+        for i in range(60)
+    )
+    client.force_login(demo_people["builder"])
+    first = client.get("/agents/").content.decode()
+    assert "Agent 049" in first
+    assert "Agent 050" not in first
+    assert "page=2" in first
+    second = client.get("/agents/?page=2").content.decode()
+    assert "Agent 059" in second
+    assert "Agent 000" not in second
