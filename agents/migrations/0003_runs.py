@@ -7,105 +7,265 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('agents', '0002_frozen_versions'),
-        ('governance', '0005_export_jobs'),
+        ("agents", "0002_frozen_versions"),
+        ("governance", "0005_export_jobs"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Run',
+            name="Run",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('waiting', 'Waiting for a person'), ('finished', 'Finished')], default='queued', max_length=16)),
-                ('outcome', models.CharField(blank=True, choices=[('completed', 'Completed'), ('rejected', 'Rejected by a person'), ('cancelled', 'Cancelled')], max_length=16)),
-                ('trigger', models.CharField(choices=[('manual', 'Started from the console'), ('api', 'Started through the API'), ('webhook', 'Webhook'), ('schedule', 'Schedule'), ('workflow', "Another workflow's outcome"), ('demo', 'Demo data')], max_length=16)),
-                ('trigger_detail', models.JSONField(blank=True, default=dict)),
-                ('input', models.JSONField(default=dict)),
-                ('output', models.JSONField(blank=True, null=True)),
-                ('context', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('started_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='governance.team')),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='agents.workflow')),
-                ('workflow_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='agents.workflowversion')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("waiting", "Waiting for a person"),
+                            ("finished", "Finished"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "outcome",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("completed", "Completed"),
+                            ("rejected", "Rejected by a person"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Started from the console"),
+                            ("api", "Started through the API"),
+                            ("webhook", "Webhook"),
+                            ("schedule", "Schedule"),
+                            ("workflow", "Another workflow's outcome"),
+                            ("demo", "Demo data"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("trigger_detail", models.JSONField(blank=True, default=dict)),
+                ("input", models.JSONField(default=dict)),
+                ("output", models.JSONField(blank=True, null=True)),
+                ("context", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "started_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="governance.team",
+                    ),
+                ),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="agents.workflow",
+                    ),
+                ),
+                (
+                    "workflow_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="agents.workflowversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='StepRun',
+            name="StepRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('step_key', models.CharField(max_length=40)),
-                ('activation', models.PositiveIntegerField(default=0)),
-                ('attempt', models.PositiveIntegerField(default=1)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('retrying', 'Failed, retry scheduled'), ('escalated', 'Escalated'), ('waiting', 'Waiting for a person'), ('resolved', 'Resolved by a person'), ('cancelled', 'Cancelled')], default='queued', max_length=16)),
-                ('input', models.JSONField(default=dict)),
-                ('output', models.JSONField(blank=True, null=True)),
-                ('decision', models.CharField(blank=True, max_length=200)),
-                ('confidence', models.FloatField(blank=True, null=True)),
-                ('rationale', models.TextField(blank=True)),
-                ('error', models.JSONField(blank=True, null=True)),
-                ('not_before', models.DateTimeField(blank=True, null=True)),
-                ('lease_token', models.UUIDField(blank=True, null=True)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('dispatched_at', models.DateTimeField(blank=True, null=True)),
-                ('dispatch_count', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('decision_seq', models.BigIntegerField(blank=True, null=True)),
-                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='agents.agent')),
-                ('agent_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='agents.agentversion')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='steps', to='agents.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("step_key", models.CharField(max_length=40)),
+                ("activation", models.PositiveIntegerField(default=0)),
+                ("attempt", models.PositiveIntegerField(default=1)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("retrying", "Failed, retry scheduled"),
+                            ("escalated", "Escalated"),
+                            ("waiting", "Waiting for a person"),
+                            ("resolved", "Resolved by a person"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("input", models.JSONField(default=dict)),
+                ("output", models.JSONField(blank=True, null=True)),
+                ("decision", models.CharField(blank=True, max_length=200)),
+                ("confidence", models.FloatField(blank=True, null=True)),
+                ("rationale", models.TextField(blank=True)),
+                ("error", models.JSONField(blank=True, null=True)),
+                ("not_before", models.DateTimeField(blank=True, null=True)),
+                ("lease_token", models.UUIDField(blank=True, null=True)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("dispatched_at", models.DateTimeField(blank=True, null=True)),
+                ("dispatch_count", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("decision_seq", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="agents.agent",
+                    ),
+                ),
+                (
+                    "agent_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="agents.agentversion",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="steps",
+                        to="agents.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'pk'],
+                "ordering": ["created_at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='Escalation',
+            name="Escalation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=32)),
-                ('status', models.CharField(choices=[('open', 'Open'), ('resolved', 'Resolved'), ('cancelled', 'Cancelled')], default='open', max_length=16)),
-                ('summary', models.CharField(max_length=300)),
-                ('context', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
-                ('resolution', models.JSONField(blank=True, null=True)),
-                ('resolved_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='governance.team')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='escalations', to='agents.run')),
-                ('step_run', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='escalation', to='agents.steprun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(max_length=32)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("open", "Open"),
+                            ("resolved", "Resolved"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="open",
+                        max_length=16,
+                    ),
+                ),
+                ("summary", models.CharField(max_length=300)),
+                ("context", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
+                ("resolution", models.JSONField(blank=True, null=True)),
+                (
+                    "resolved_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="governance.team",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="escalations",
+                        to="agents.run",
+                    ),
+                ),
+                (
+                    "step_run",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="escalation",
+                        to="agents.steprun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['status', '-created_at'], name='run_status_created'),
+            model_name="run",
+            index=models.Index(fields=["status", "-created_at"], name="run_status_created"),
         ),
         migrations.AddIndex(
-            model_name='steprun',
-            index=models.Index(fields=['status', 'lease_expires_at'], name='steprun_status_lease'),
+            model_name="steprun",
+            index=models.Index(fields=["status", "lease_expires_at"], name="steprun_status_lease"),
         ),
         migrations.AddIndex(
-            model_name='steprun',
-            index=models.Index(fields=['status', 'not_before'], name='steprun_status_not_before'),
+            model_name="steprun",
+            index=models.Index(fields=["status", "not_before"], name="steprun_status_not_before"),
         ),
         migrations.AddConstraint(
-            model_name='steprun',
-            constraint=models.UniqueConstraint(fields=('run', 'step_key', 'activation', 'attempt'), name='steprun_attempt'),
+            model_name="steprun",
+            constraint=models.UniqueConstraint(
+                fields=("run", "step_key", "activation", "attempt"), name="steprun_attempt"
+            ),
         ),
         migrations.AddIndex(
-            model_name='escalation',
-            index=models.Index(fields=['status', '-created_at'], name='escalation_status_created'),
+            model_name="escalation",
+            index=models.Index(fields=["status", "-created_at"], name="escalation_status_created"),
         ),
     ]

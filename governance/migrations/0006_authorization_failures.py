@@ -6,28 +6,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('governance', '0005_export_jobs'),
+        ("governance", "0005_export_jobs"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AuthorizationFailure',
+            name="AuthorizationFailure",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('object_type', models.CharField(max_length=100)),
-                ('object_id', models.CharField(max_length=64)),
-                ('action', models.CharField(max_length=32)),
-                ('last_path', models.CharField(max_length=500)),
-                ('count', models.PositiveIntegerField(default=0)),
-                ('first_seen', models.DateTimeField(auto_now_add=True)),
-                ('last_seen', models.DateTimeField(auto_now=True, db_index=True)),
-                ('user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("object_type", models.CharField(max_length=100)),
+                ("object_id", models.CharField(max_length=64)),
+                ("action", models.CharField(max_length=32)),
+                ("last_path", models.CharField(max_length=500)),
+                ("count", models.PositiveIntegerField(default=0)),
+                ("first_seen", models.DateTimeField(auto_now_add=True)),
+                ("last_seen", models.DateTimeField(auto_now=True, db_index=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-last_seen'],
-                'constraints': [models.UniqueConstraint(fields=('user', 'object_type', 'object_id', 'action'), name='authz_failure_key')],
+                "ordering": ["-last_seen"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("user", "object_type", "object_id", "action"),
+                        name="authz_failure_key",
+                    )
+                ],
             },
         ),
     ]

@@ -51,6 +51,7 @@ def test_canonical_text_is_rfc8785_and_holds_every_field_but_the_hashes():
 
 def test_a_rolled_back_append_leaves_no_gap():
     ledger.append("test.kept", actor=None, body={})
+
     def failing_caller():
         with transaction.atomic():
             ledger.append("test.lost", actor=None, body={})
