@@ -90,7 +90,8 @@ def receive_webhook(
     except ValueError:
         raise WebhookRefused(400, "X-Steward-Timestamp: unix seconds required") from None
     now = time.time() if now is None else now
-    if abs(now - timestamp) > REPLAY_WINDOW_SECONDS:
+    # Integer arithmetic: a timestamp beyond a float must be refused, not overflow.
+    if abs(int(now) - timestamp) > REPLAY_WINDOW_SECONDS:
         raise WebhookRefused(401, "X-Steward-Timestamp: outside the replay window")
     secret = keys.fernet().decrypt(bytes(workflow.webhook_secret)).decode()
     expected = sign(secret, timestamp, body)
