@@ -3,12 +3,16 @@ records the step's outcome, with the run row locked, so joins are counted exactl
 
 from __future__ import annotations
 
+import logging
+
 from agents.engine import escalations, runs
 from agents.engine.mapping import step_input
 from agents.engine.records import append_step
 from agents.engine.taxonomy import DataMissing, HandoffError, OutOfScope
 from agents.fields import parse_fields, validate_values
 from agents.models import AgentVersion, Run, StepRun
+
+log = logging.getLogger(__name__)
 
 DONE = (StepRun.Status.SUCCEEDED, StepRun.Status.RESOLVED)
 
@@ -183,7 +187,8 @@ def _after_router(run: Run, step_run: StepRun) -> list[StepRun]:
     for route in routes:
         try:
             matched = cel.compile(route["when"]).execute(variables)
-        except Exception:  # noqa: S112 (a route whose condition cannot be evaluated does not match)
+        except Exception as exc:  # an unevaluable route does not match; say so in the log
+            log.warning("run %s: route %r condition failed: %s", run.pk, route["key"], exc)
             continue
         if matched is True:
             _remember(run, route=route["key"])
@@ -318,7 +323,8 @@ def _after_conversation(run: Run, step_run: StepRun) -> list[StepRun]:
         stop = cel.compile(config["stop_condition"]).execute(
             {"last": last, "turn": turn + 1, "input": run.input}
         )
-    except Exception:  # an unevaluable stop condition does not stop the talk
+    except Exception as exc:  # an unevaluable stop condition does not stop the talk
+        log.warning("run %s: stop condition failed: %s", run.pk, exc)
         stop = False
     if stop is True:
         runs.finish(
