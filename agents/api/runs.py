@@ -341,7 +341,9 @@ class WorkflowRunsView(APIView):
     )
     def post(self, request, pk: int):
         workflow = get_object_or_404(
-            Workflow.objects.restrict(request.user, "view").select_related("published_version"),
+            Workflow.objects.restrict(request.user, "view").select_related(
+                "published_version", "team"
+            ),
             pk=pk,
         )
         body = StartSerializer(data=request.data)
@@ -349,6 +351,7 @@ class WorkflowRunsView(APIView):
         version = workflow.published_version
         if version is None:
             raise exceptions.ValidationError({"version": ["the workflow has no published version"]})
+        version.workflow = workflow
         try:
             run = engine_runs.start(
                 version,

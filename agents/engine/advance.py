@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from agents.engine import escalations, runs
+from agents.engine import dispatch, escalations, runs
 from agents.engine.mapping import step_input
 from agents.engine.records import append_step
 from agents.engine.taxonomy import DataMissing, HandoffError, OutOfScope
@@ -28,18 +28,44 @@ def step_def(run: Run, key: str) -> dict:
     raise KeyError(key)
 
 
+RESULT_FIELDS = ("step_key", "output", "decision", "confidence", "rationale")
+OPEN = (
+    StepRun.Status.QUEUED,
+    StepRun.Status.RUNNING,
+    StepRun.Status.WAITING,
+    StepRun.Status.ESCALATED,
+)
+
+
+def _result(row: dict) -> dict:
+    return {
+        "output": row["output"] or {},
+        "decision": row["decision"],
+        "confidence": row["confidence"],
+        "rationale": row["rationale"],
+    }
+
+
 def latest_outputs(run: Run) -> dict[str, dict]:
     """Per step key, the result of its latest finished activation."""
-    results: dict[str, dict] = {}
     rows = StepRun.objects.filter(run=run, status__in=DONE).order_by("activation", "attempt")
-    for row in rows.values("step_key", "output", "decision", "confidence", "rationale"):
-        results[row["step_key"]] = {
-            "output": row["output"] or {},
-            "decision": row["decision"],
-            "confidence": row["confidence"],
-            "rationale": row["rationale"],
-        }
-    return results
+    return {row["step_key"]: _result(row) for row in rows.values(*RESULT_FIELDS)}
+
+
+def run_state(run: Run) -> tuple[dict[str, dict], set[str], bool]:
+    """In one query: `latest_outputs`, the step keys that have a step run, and whether any
+    step run is still open (queued, running, waiting or escalated)."""
+    outputs: dict[str, dict] = {}
+    existing: set[str] = set()
+    open_work = False
+    rows = StepRun.objects.filter(run=run).order_by("activation", "attempt")
+    for row in rows.values("status", *RESULT_FIELDS):
+        existing.add(row["step_key"])
+        if row["status"] in DONE:
+            outputs[row["step_key"]] = _result(row)
+        elif row["status"] in OPEN:
+            open_work = True
+    return outputs, existing, open_work
 
 
 def _agent_version(step: dict) -> AgentVersion:
@@ -64,6 +90,7 @@ def create_step_run(run: Run, step: dict, *, activation: int = 0, outputs=None) 
         agent=version.agent,
         agent_version=version,
         input=values,
+        **dispatch.marked_as_sent(),
     )
     step_run.run = run
     step_run.agent_version = version
@@ -133,15 +160,7 @@ def after_step(run: Run, step_run: StepRun) -> list[StepRun]:
 
 
 def _open_work(run: Run) -> bool:
-    return StepRun.objects.filter(
-        run=run,
-        status__in=(
-            StepRun.Status.QUEUED,
-            StepRun.Status.RUNNING,
-            StepRun.Status.WAITING,
-            StepRun.Status.ESCALATED,
-        ),
-    ).exists()
+    return StepRun.objects.filter(run=run, status__in=OPEN).exists()
 
 
 def _terminal_output(run: Run, keys: list[str], outputs: dict) -> dict:
@@ -152,15 +171,14 @@ def _terminal_output(run: Run, keys: list[str], outputs: dict) -> dict:
 
 def _after_graph(run: Run, step_run: StepRun) -> list[StepRun]:
     steps = definition_of(run)["steps"]
-    outputs = latest_outputs(run)
-    existing = set(StepRun.objects.filter(run=run).values_list("step_key", flat=True).distinct())
+    outputs, existing, open_work = run_state(run)
     created = []
     for step in steps:
         if step_run.step_key not in step["after"] or step["key"] in existing:
             continue
         if all(dep in outputs for dep in step["after"]):  # the join is complete
             created.append(create_step_run(run, step, outputs=outputs))
-    if not created and not _open_work(run):
+    if not created and not open_work:
         depended = {dep for s in steps for dep in s["after"]}
         terminal = [s["key"] for s in steps if s["key"] not in depended]
         runs.finish(run, Run.Outcome.COMPLETED, output=_terminal_output(run, terminal, outputs))

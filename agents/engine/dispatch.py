@@ -20,25 +20,42 @@ from agents.models import StepRun
 log = logging.getLogger(__name__)
 
 
+def marked_as_sent() -> dict:
+    """Fields for a step attempt created to be sent when its transaction commits: it counts as
+    sent from its INSERT, which saves an UPDATE per step (bench/engine.py). A send that fails
+    clears the mark, so the next sweep sends it; a process that dies between the commit and
+    the send leaves it for the sweeper's resend after STEWARD_RESEND_AFTER_SECONDS."""
+    return {"dispatched_at": timezone.now(), "dispatch_count": 1}
+
+
 def send_after_commit(step_run_ids, *, countdown: float | None = None) -> None:
+    """Send attempts created with `marked_as_sent()` once the transaction commits."""
     ids = [i for i in step_run_ids if i is not None]
     if ids:
-        transaction.on_commit(lambda: send_now(ids, countdown=countdown))
+        transaction.on_commit(lambda: send_now(ids, countdown=countdown, marked=True))
 
 
-def send_now(step_run_ids, *, countdown: float | None = None) -> int:
-    """Publish one task per step attempt; returns how many were handed to the broker."""
+def send_now(step_run_ids, *, countdown: float | None = None, marked: bool = False) -> int:
+    """Publish one task per step attempt; returns how many were handed to the broker.
+
+    `marked`: the attempts already say they were sent (`marked_as_sent`); only failures are
+    written back. Otherwise the sent ones are marked here."""
     from agents.engine.tasks import execute_step
 
-    sent = []
+    sent, failed = [], []
     for step_run_id in step_run_ids:
         try:
             execute_step.apply_async((step_run_id,), countdown=countdown, retry=False)
         except Exception as exc:  # broker down: the sweeper sends it when the broker is back
             log.warning("step %s not sent (%s); the sweeper will send it", step_run_id, exc)
+            failed.append(step_run_id)
             continue
         sent.append(step_run_id)
-    if sent:
+    if marked and failed:
+        StepRun.objects.filter(pk__in=failed, status=StepRun.Status.QUEUED).update(
+            dispatched_at=None
+        )
+    elif sent and not marked:
         StepRun.objects.filter(pk__in=sent).update(
             dispatched_at=timezone.now(), dispatch_count=F("dispatch_count") + 1
         )

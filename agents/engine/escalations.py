@@ -287,6 +287,7 @@ def _next_attempt(step_run: StepRun, new_input: dict) -> StepRun:
         agent=step_run.agent,
         agent_version=step_run.agent_version,
         input=new_input,
+        **dispatch.marked_as_sent(),
     )
 
 

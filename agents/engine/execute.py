@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from agents.engine import dispatch, escalations
@@ -45,39 +46,71 @@ def backoff_seconds(attempt: int, rng=random) -> float:
     return rng.uniform(ceiling / 2, ceiling)
 
 
-def claim(step_run_id: int) -> tuple[StepRun, uuid.UUID] | None:
+# Kinds whose executors do no I/O and finish in milliseconds (a decision table; a human step,
+# which only asks for a person): they run inside the transaction that claims and records them,
+# one transaction per step instead of two, with no lease to keep (bench/engine.py). A worker
+# killed meanwhile leaves nothing behind, as with the others.
+INLINE_KINDS = frozenset({"rules", "human"})
+
+
+def _lock(step_run_id: int) -> tuple[Run, StepRun] | None:
+    """Lock the step's run, then the step: the order every writer of a run's rows takes
+    (cancelling and resolving lock the run before touching its steps), so they never deadlock.
+    """
+    run = (
+        Run.objects.select_for_update(of=("self",))
+        .select_related("workflow", "workflow_version", "team")
+        .filter(pk=Subquery(StepRun.objects.filter(pk=step_run_id).values("run_id")))
+        .first()
+    )
+    if run is None:
+        return None
+    step_run = (
+        StepRun.objects.select_for_update(of=("self",))
+        .select_related("agent", "agent_version")
+        .get(pk=step_run_id)
+    )
+    step_run.run = run
+    step_run.agent_version.agent = step_run.agent  # the spec names it: no query of its own
+    return run, step_run
+
+
+def _claim_locked(run: Run, step_run: StepRun) -> uuid.UUID | None:
+    """Take the attempt (rows locked by the caller): a fresh lease token, or None when it is
+    not ours to run."""
     now = timezone.now()
+    if step_run.status == StepRun.Status.RUNNING:
+        if step_run.lease_expires_at and step_run.lease_expires_at > now:
+            return None  # another worker holds it
+    elif step_run.status != StepRun.Status.QUEUED:
+        return None  # already decided, escalated or cancelled
+    if step_run.not_before and step_run.not_before > now:
+        return None  # a retry whose backoff has not ended; the sweeper sends it
+    if run.status == Run.Status.FINISHED:
+        step_run.status = StepRun.Status.CANCELLED
+        step_run.finished_at = now
+        step_run.save(update_fields=["status", "finished_at"])
+        return None
+    token = uuid.uuid4()
+    first_claim = step_run.started_at is None
+    step_run.status = StepRun.Status.RUNNING
+    step_run.lease_token = token
+    step_run.lease_expires_at = now + timedelta(seconds=lease_seconds())
+    step_run.started_at = step_run.started_at or now
+    step_run.save(update_fields=["status", "lease_token", "lease_expires_at", "started_at"])
+    if first_claim:
+        append_step("step.started", step_run, {"attempt": step_run.attempt})
+    return token
+
+
+def claim(step_run_id: int) -> tuple[StepRun, uuid.UUID] | None:
     with transaction.atomic():
-        step_run = (
-            StepRun.objects.select_for_update(of=("self",))
-            .select_related("run", "agent", "agent_version", "agent_version__agent")
-            .filter(pk=step_run_id)
-            .first()
-        )
-        if step_run is None:
+        locked = _lock(step_run_id)
+        if locked is None:
             return None
-        if step_run.status == StepRun.Status.RUNNING:
-            if step_run.lease_expires_at and step_run.lease_expires_at > now:
-                return None  # another worker holds it
-        elif step_run.status != StepRun.Status.QUEUED:
-            return None  # already decided, escalated or cancelled
-        if step_run.not_before and step_run.not_before > now:
-            return None  # a retry whose backoff has not ended; the sweeper sends it
-        if step_run.run.status == Run.Status.FINISHED:
-            step_run.status = StepRun.Status.CANCELLED
-            step_run.finished_at = now
-            step_run.save(update_fields=["status", "finished_at"])
-            return None
-        token = uuid.uuid4()
-        first_claim = step_run.started_at is None
-        step_run.status = StepRun.Status.RUNNING
-        step_run.lease_token = token
-        step_run.lease_expires_at = now + timedelta(seconds=lease_seconds())
-        step_run.started_at = step_run.started_at or now
-        step_run.save(update_fields=["status", "lease_token", "lease_expires_at", "started_at"])
-        if first_claim:
-            append_step("step.started", step_run, {"attempt": step_run.attempt})
-    return step_run, token
+        run, step_run = locked
+        token = _claim_locked(run, step_run)
+    return None if token is None else (step_run, token)
 
 
 class LeaseKeeper(threading.Thread):
@@ -109,25 +142,20 @@ class LeaseKeeper(threading.Thread):
 
 def execute_step(step_run_id: int) -> str:
     """Run one attempt end to end; returns what happened (for logs and tests)."""
-    claimed = claim(step_run_id)
-    if claimed is None:
-        return "skipped"
-    step_run, token = claimed
+    with transaction.atomic():
+        locked = _lock(step_run_id)
+        if locked is None:
+            return "skipped"
+        run, step_run = locked
+        token = _claim_locked(run, step_run)
+        if token is None:
+            return "skipped"
+        if step_run.agent.kind in INLINE_KINDS:
+            return _record_locked(run, step_run, token, _execute(step_run))
     keeper = LeaseKeeper(step_run_id, token)
     keeper.start()
     try:
-        try:
-            spec = agent_spec(step_run.agent_version)
-            outcome = run_agent(spec, step_run.input)
-        except (StepFailure, AwaitingPerson) as exc:
-            outcome = exc
-        except Exception as exc:  # a bug in an executor must still reach a person
-            log.exception("step %s: executor error", step_run_id)
-            outcome = StepFailure(
-                f"internal error in the {step_run.agent.kind} executor: "
-                f"{type(exc).__name__}: {exc}"[:500]
-            )
-            outcome.kind = "out_of_scope"
+        outcome = _execute(step_run)
     finally:
         keeper.stop()
     # A long agent call may have outlived the connection (server restart, idle timeout). A
@@ -137,31 +165,46 @@ def execute_step(step_run_id: int) -> str:
     return record(step_run_id, token, outcome)
 
 
+def _execute(step_run: StepRun):
+    """The agent's decision, or the failure that stands for it (never raises)."""
+    try:
+        spec = agent_spec(step_run.agent_version)
+        return run_agent(spec, step_run.input)
+    except (StepFailure, AwaitingPerson) as exc:
+        return exc
+    except Exception as exc:  # a bug in an executor must still reach a person
+        log.exception("step %s: executor error", step_run.pk)
+        outcome = StepFailure(
+            f"internal error in the {step_run.agent.kind} executor: {type(exc).__name__}: {exc}"[
+                :500
+            ]
+        )
+        outcome.kind = "out_of_scope"
+        return outcome
+
+
 def record(step_run_id: int, token: uuid.UUID, outcome) -> str:
     with transaction.atomic():
-        step_run = (
-            StepRun.objects.select_for_update(of=("self",))
-            .select_related("agent", "agent_version")
-            .get(pk=step_run_id)
-        )
-        run = (
-            Run.objects.select_for_update(of=("self",))
-            .select_related("workflow", "workflow_version", "team")
-            .get(pk=step_run.run_id)
-        )
-        step_run.run = run
-        if step_run.lease_token != token or step_run.status != StepRun.Status.RUNNING:
-            return "lease lost"  # the sweeper gave it to another worker; theirs counts
-        if run.status == Run.Status.FINISHED:
-            step_run.status = StepRun.Status.CANCELLED
-            step_run.finished_at = timezone.now()
-            step_run.save(update_fields=["status", "finished_at"])
-            return "cancelled"
-        step_run.lease_token = None
-        step_run.lease_expires_at = None
-        if isinstance(outcome, (StepFailure, AwaitingPerson)):
-            return _record_failure(run, step_run, outcome)
-        return _record_decision(run, step_run, outcome)
+        locked = _lock(step_run_id)
+        if locked is None:
+            return "lease lost"
+        run, step_run = locked
+        return _record_locked(run, step_run, token, outcome)
+
+
+def _record_locked(run: Run, step_run: StepRun, token: uuid.UUID, outcome) -> str:
+    if step_run.lease_token != token or step_run.status != StepRun.Status.RUNNING:
+        return "lease lost"  # the sweeper gave it to another worker; theirs counts
+    if run.status == Run.Status.FINISHED:
+        step_run.status = StepRun.Status.CANCELLED
+        step_run.finished_at = timezone.now()
+        step_run.save(update_fields=["status", "finished_at"])
+        return "cancelled"
+    step_run.lease_token = None
+    step_run.lease_expires_at = None
+    if isinstance(outcome, (StepFailure, AwaitingPerson)):
+        return _record_failure(run, step_run, outcome)
+    return _record_decision(run, step_run, outcome)
 
 
 def _record_decision(run: Run, step_run: StepRun, decision) -> str:
@@ -204,6 +247,7 @@ def _record_failure(run: Run, step_run: StepRun, failure) -> str:
             agent_version=step_run.agent_version,
             input=step_run.input,
             not_before=timezone.now() + timedelta(seconds=delay),
+            **dispatch.marked_as_sent(),
         )
         append_step(
             "step.retried",

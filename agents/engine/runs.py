@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from agents.engine import dispatch
@@ -59,7 +59,7 @@ def start(
     run = Run.objects.create(
         workflow=workflow,
         workflow_version=version,
-        team_id=workflow.team_id,
+        team=workflow.team,  # loaded with the workflow by most callers; the records name it
         trigger=trigger,
         trigger_detail=trigger_detail or {},
         started_by=actor if getattr(actor, "is_authenticated", False) else None,
@@ -110,7 +110,7 @@ def finish(run: Run, outcome: str, *, output=None, actor=None, reason: str = "")
         "duration_ms": round((run.finished_at - run.created_at).total_seconds() * 1000, 1),
     }
     append_run("run.finished", run, body, actor=actor)
-    transaction.on_commit(lambda: start_followers(run.pk))
+    transaction.on_commit(lambda: start_followers(run.pk, workflow_id=run.workflow_id))
 
 
 @transaction.atomic
@@ -138,16 +138,29 @@ def trigger_owner(version: WorkflowVersion, trigger: dict):
     return version.submitted_by
 
 
-def start_followers(run_id) -> list[Run]:
+def start_followers(run_id, *, workflow_id: int | None = None) -> list[Run]:
     """Start workflows whose published version waits for this run's outcome.
 
     The trigger's owner (who submitted that version) must hold `run` on the workflow it starts;
     a refusal is recorded, never silent."""
-    run = Run.objects.select_related("workflow").get(pk=run_id)
-    started = []
+    if workflow_id is None:
+        workflow_id = Run.objects.values_list("workflow_id", flat=True).get(pk=run_id)
     candidates = Workflow.objects.exclude(published_version=None).select_related(
         "published_version", "published_version__submitted_by"
     )
+    if connection.vendor == "postgresql":
+        # Every finished run asks this: let jsonb containment pick the few workflows that
+        # follow this one instead of loading every published definition (bench/engine.py).
+        candidates = candidates.filter(
+            published_version__definition__triggers__contains=[
+                {"type": "workflow", "workflow_id": workflow_id}
+            ]
+        )
+    candidates = list(candidates)
+    if not candidates:
+        return []
+    run = Run.objects.select_related("workflow").get(pk=run_id)
+    started = []
     for workflow in candidates:
         version = workflow.published_version
         for trigger in version.definition.get("triggers", []):

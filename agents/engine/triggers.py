@@ -108,8 +108,8 @@ def receive_webhook(
     version = workflow.published_version
     digest = hashlib.sha256(signature_header.encode()).hexdigest()
     try:
+        version.workflow = workflow
         with transaction.atomic():
-            delivery = WebhookDelivery.objects.create(workflow=workflow, signature=digest)
             run = runs.start(
                 version,
                 data,
@@ -118,8 +118,8 @@ def receive_webhook(
                 trigger_detail={"timestamp": timestamp},
                 check_actor=runs.trigger_owner(version, hook),
             )
-            delivery.run = run
-            delivery.save(update_fields=["run"])
+            # A replay fails here on the unique signature and takes the run back with it.
+            WebhookDelivery.objects.create(workflow=workflow, signature=digest, run=run)
     except IntegrityError:
         raise WebhookRefused(409, "this signed request was already received") from None
     except PermissionDenied:

@@ -113,6 +113,8 @@ def run_start(request, pk: int):
     user = request.user
     workflow = object_or_404(user, Workflow, "run", pk=pk)
     version = workflow.published_version
+    if version is not None:
+        version.workflow = workflow
     form = None
     problem = ""
     if version is None:

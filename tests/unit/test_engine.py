@@ -401,3 +401,90 @@ def test_engine_locks_only_its_own_rows(team, demo_people, kyc, credit):
         assert locking
         for sql in locking:
             assert "FOR UPDATE OF" in sql, sql
+
+
+def _start_one(flow, people):
+    return runs.start(
+        flow.published_version,
+        {"customer_id": "C1", "country": "DE", "amount": 1},
+        actor=people["operator"],
+        trigger=Run.Trigger.MANUAL,
+    )
+
+
+def test_a_rules_step_is_claimed_run_and_recorded_in_one_transaction(
+    team, demo_people, kyc, credit
+):
+    """Rules executors do no I/O: claiming, deciding and recording take one transaction and a
+    bounded number of queries (bench/engine.py's per-step overhead), locking the run first."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from agents.engine.execute import execute_step
+
+    run = _start_one(sequential(team, demo_people, kyc, credit), demo_people)
+    step = StepRun.objects.get(run=run)
+    with CaptureQueriesContext(connection) as queries:
+        assert execute_step(step.pk) == "decided"
+    sqls = [q["sql"] for q in queries.captured_queries]
+    # Inside the test's transaction every atomic block is a savepoint.
+    assert sum(sql.startswith("SAVEPOINT") for sql in sqls) == 1, sqls
+    assert len(sqls) <= 14, "\n".join(sqls)
+    locked = [
+        sql.split(" FROM ")[1].split()[0]
+        for sql in sqls
+        if sql.startswith("SELECT") and "FOR UPDATE" in sql
+    ]
+    if connection.features.has_select_for_update:
+        assert locked == ['"agents_run"', '"agents_steprun"']
+    step.refresh_from_db()
+    assert step.status == StepRun.Status.SUCCEEDED
+    assert step.started_at is not None
+    assert step.lease_token is None
+    events = list(
+        DecisionRecord.objects.filter(run_id=str(run.pk))
+        .order_by("seq")
+        .values_list("event", flat=True)
+    )
+    assert events == ["run.started", "step.started", "agent.decided", "handoff"]
+
+
+def test_new_attempts_count_as_sent_and_a_failed_send_leaves_them_to_the_sweeper(
+    team, demo_people, kyc, credit, monkeypatch, django_capture_on_commit_callbacks
+):
+    from kombu.exceptions import OperationalError
+
+    from agents.engine import dispatch
+    from agents.engine.tasks import execute_step as task
+
+    published = []
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    flow = sequential(team, demo_people, kyc, credit)
+    monkeypatch.setattr(task, "apply_async", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = _start_one(flow, demo_people)
+    step = StepRun.objects.get(run=run)
+    assert (step.status, step.dispatched_at, step.dispatch_count) == (
+        StepRun.Status.QUEUED,
+        None,
+        1,
+    ), "a send that failed must not look sent"
+
+    monkeypatch.setattr(task, "apply_async", lambda args, **kw: published.append(args))
+    assert dispatch.sweep()["sent"] == 1
+    step.refresh_from_db()
+    assert published == [(step.pk,)]
+    assert step.dispatched_at is not None
+
+    # Created and sent in the normal way, an attempt counts as sent from its INSERT, so the
+    # sweeper leaves it alone until STEWARD_RESEND_AFTER_SECONDS have passed.
+    published.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        other = _start_one(flow, demo_people)
+    sent = StepRun.objects.get(run=other)
+    assert published == [(sent.pk,)]
+    assert sent.dispatched_at is not None
+    assert dispatch.sweep()["due"] == 0
