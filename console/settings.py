@@ -39,6 +39,9 @@ STEWARD_CHECKPOINT_DIR = env.path("STEWARD_CHECKPOINT_DIR")
 STEWARD_LEDGER_MAX_RECORD_BYTES = env.int(
     "STEWARD_LEDGER_MAX_RECORD_BYTES", 256 * 1024, minimum=1024, maximum=16 * 1024 * 1024
 )
+# The ledger's append statement is prepared once per connection; turn off behind a pooler that
+# cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
+STEWARD_LEDGER_PREPARED = env.bool("STEWARD_LEDGER_PREPARED", default=True)
 
 if not DEBUG:
     if SECRET_KEY == DEFAULT_SECRET_KEY:
@@ -126,6 +129,11 @@ TEMPLATES = [
 DATABASES = {
     "default": env.database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'steward.sqlite3'}"),
 }
+if STEWARD_LEDGER_PREPARED and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # psycopg prepares nothing while the threshold is None (Django's default), not even a
+    # statement that asks. Django's own cursors bind on the client and never prepare, so a
+    # threshold no count reaches lets the ledger's append prepare itself and nothing else.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "governance.User"
 

@@ -44,3 +44,25 @@ def test_the_stored_record_is_what_append_returns():
     assert second.prev_hash == first.hash
     assert ledger.head() == ledger.Appended(2, second.hash)
     assert LedgerHead.objects.values_list("seq", "hash").get() == (2, second.hash)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("prepared", [True, False])
+def test_the_append_statement_is_prepared_unless_turned_off(settings, prepared):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    settings.STEWARD_LEDGER_PREPARED = prepared
+    connection.close()  # a new connection: nothing prepared yet
+    first = ledger.append("test.one", actor=None, body={"n": 1})
+    second = ledger.append("test.two", actor=None, body={"n": 2})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%governance_ledgerhead%"],
+        )
+        held = cursor.fetchone()[0]
+    assert held == (1 if prepared else 0)
+    assert second.prev_hash == first.hash
+    assert DecisionRecord.objects.get(seq=second.seq).hash == second.hash
