@@ -1,3 +1,5 @@
+from django.utils.functional import SimpleLazyObject
+
 from console.navigation import navigation_for
 from governance.roles import roles_of
 
@@ -7,6 +9,8 @@ def navigation(request):
     if user is None or not user.is_authenticated:
         return {}
     return {
-        "nav_sections": navigation_for(user, request.path),
+        # Worked out when a template shows the sidebar: htmx partials never do, and so never
+        # pay for its counts (the inbox count is a query).
+        "nav_sections": SimpleLazyObject(lambda: navigation_for(user, request.path)),
         "user_roles": sorted(role.value for role in roles_of(user)),
     }

@@ -481,3 +481,25 @@ def test_the_agent_list_comes_in_pages_of_fifty(client, demo_people):
     second = client.get("/agents/?page=2").content.decode()
     assert "Agent 059" in second
     assert "Agent 000" not in second
+
+
+def test_the_team_filter_offers_the_teams_of_visible_agents_and_filters_by_them(
+    client, demo_people
+):
+    onboarding, support = Team.objects.get(name="Onboarding"), Team.objects.get(name="Support")
+    Agent.objects.bulk_create(
+        [
+            Agent(name="Ours", slug="ours", team=onboarding, kind="rules"),
+            Agent(name="Theirs", slug="theirs", team=support, kind="rules"),
+        ]
+    )
+    client.force_login(demo_people["builder"])
+    html = client.get("/agents/").content.decode()
+    assert f'<option value="{onboarding.pk}">Onboarding</option>' in html
+    assert ">Support</option>" not in html  # no agent of theirs is visible
+    assert "1 agent." in html
+    filtered = client.get(f"/agents/?team={onboarding.pk}").content.decode()
+    assert f'<option value="{onboarding.pk}" selected>Onboarding</option>' in filtered
+    assert "Ours" in filtered
+    assert "1 agent match these filters" in filtered
+    assert "Theirs" not in client.get(f"/agents/?team={support.pk}").content.decode()
