@@ -41,10 +41,12 @@ proves the constancy for 10 and 500 objects). Plans are printed as `#` lines.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import random
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -410,6 +412,7 @@ def production_settings() -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     var = Path(tempfile.mkdtemp(prefix="steward-bench-rbac-"))
+    atexit.register(shutil.rmtree, var, ignore_errors=True)
     signing_key = var / "signing-key.pem"
     signing_key.write_bytes(
         Ed25519PrivateKey.generate().private_bytes(
