@@ -7,8 +7,10 @@ reused by later runs (the appends below add to it). Figures:
 
 - `ledger_verify`: records/s of `verify_chain()` (what `manage.py verify_ledger` runs: every
   hash recomputed from the stored bytes, seq and links checked, every checkpoint checked) over
-  the whole bench ledger; baseline: SHA-256 alone over the same bytes (prev hash + canonical
-  text of every record, streamed from the database, only the hashing timed).
+  the whole bench ledger, with the default number of workers (STEWARD_VERIFY_WORKERS, else one
+  per CPU: ranges verified at once in worker processes); `ledger_verify_1_worker`: the same in
+  one process. Baseline of both: SHA-256 alone, in one process, over the same bytes (prev hash
+  + canonical text of every record, streamed from the database, only the hashing timed).
 - `ledger_append_<W>w_<T>pt`: appends/s through `governance.ledger.append` with W writer
   processes, each running transactions of T appends back to back for a few seconds; baseline:
   plain INSERTs of the same rows (same columns and values, into a copy of the ledger table with
@@ -63,20 +65,26 @@ def ensure_records(count: int) -> None:
 
 
 def bench_verify() -> None:
+    from django.conf import settings
+
     from governance.verify import verify_chain
 
-    reports = [verify_chain() for _ in range(2)]
-    for report in reports:
-        assert report.ok, f"the bench ledger does not verify: {report.reason}"
-    best = min(reports, key=lambda r: r.duration_s)
+    default = getattr(settings, "STEWARD_VERIFY_WORKERS", None) or os.cpu_count() or 1
     hashing = sha256_seconds()
-    records = best.records_checked
-    print(
-        f"# verify_chain: {records:,} records, {best.checkpoints_checked} checkpoints in "
-        f"{best.duration_s:.2f} s (best of 2); SHA-256 alone {hashing:.2f} s",
-        flush=True,
-    )
-    bench_line("ledger_verify", records / best.duration_s, "records/s", records / hashing)
+    for name, workers in (("ledger_verify", None), ("ledger_verify_1_worker", 1)):
+        reports = [verify_chain(workers=workers) for _ in range(2)]
+        for report in reports:
+            assert report.ok, f"the bench ledger does not verify: {report.reason}"
+        best = min(reports, key=lambda r: r.duration_s)
+        records = best.records_checked
+        print(
+            f"# verify_chain, {workers or default} worker(s): {records:,} records, "
+            f"{best.checkpoints_checked} checkpoints in {best.duration_s:.2f} s (best of 2, "
+            f"{' and '.join(f'{r.duration_s:.2f}' for r in reports)}); SHA-256 alone "
+            f"{hashing:.2f} s",
+            flush=True,
+        )
+        bench_line(name, records / best.duration_s, "records/s", records / hashing)
 
 
 def sha256_seconds() -> float:

@@ -6,6 +6,7 @@ With DEBUG off, start-up refuses the defaults that are only safe on a laptop.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -42,6 +43,8 @@ STEWARD_LEDGER_MAX_RECORD_BYTES = env.int(
 # The ledger's append statement is prepared once per connection; turn off behind a pooler that
 # cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
 STEWARD_LEDGER_PREPARED = env.bool("STEWARD_LEDGER_PREPARED", default=True)
+# Processes `verify_ledger` verifies a long ledger with, ranges at once (1: one process).
+STEWARD_VERIFY_WORKERS = env.int("STEWARD_VERIFY_WORKERS", os.cpu_count() or 1, minimum=1)
 
 if not DEBUG:
     if SECRET_KEY == DEFAULT_SECRET_KEY:

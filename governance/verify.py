@@ -16,9 +16,14 @@ hash. A checkpoint beyond the last record means the tail was removed; a checkpoi
 longer matches means the chain was changed and recomputed after it was signed.
 
 The first problem found, by `seq`, is the report's `first_bad_seq` and `reason`. The loop is
-built for speed (a server-side cursor delivering raw bytes on PostgreSQL, keyset chunks
-elsewhere, no JSON parsing per record): it runs at a fraction of raw SHA-256 speed
-(bench/ledger.py).
+built for speed (COPY in binary format delivering raw bytes on PostgreSQL, governance.chainwalk;
+keyset chunks elsewhere; no JSON parsing per record): it runs at a fraction of raw SHA-256 speed
+(bench/ledger.py). On PostgreSQL a long chain is also cut into ranges verified at once, in worker
+processes, each from the stored hash of the record before it; a range counts only if it verified
+cleanly and starts from the hash recomputed up to it, and from the first that does not, the
+chain is verified in order in this process, so a problem is reported exactly as by one process.
+Worker processes are started with "spawn": a program that calls `verify_chain` needs the usual
+`if __name__ == "__main__":` guard (manage.py has it).
 """
 
 from __future__ import annotations
@@ -26,33 +31,33 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
+import multiprocessing
+import os
 import re
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
-from psycopg import errors as psycopg_errors
-from psycopg import pq as psycopg_pq
+from django.db.models import Max
 
 from governance import checkpoints, keys, ledger
+from governance.chainwalk import Mark as _Mark
+from governance.chainwalk import Problem as _Problem
+from governance.chainwalk import Walk, verify_range_in_worker
 from governance.models import Checkpoint, DecisionRecord
 
 VERIFIED_EVENT = "ledger.verified"
 CHUNK = 2000
 _GENESIS_HEX = ledger.GENESIS_HASH.encode()
 _TAIL = re.compile(rb',"seq":(-?\d+),"v":(\d+)\}\Z')
-_COPY_SQL = (
-    "COPY (SELECT seq, prev_hash, hash, canonical FROM governance_decisionrecord "
-    "WHERE seq >= {start:d} ORDER BY seq) TO STDOUT (FORMAT BINARY)"
-)
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_LEN64 = (64).to_bytes(4, "big")
+# A chain is cut into ranges verified at once, one per worker process, only when each range
+# would hold at least this many records (starting a process costs ~0.2 s); tests lower it.
+MIN_RANGE_RECORDS = 100_000
 
 
 @dataclass
@@ -82,32 +87,26 @@ class LastVerification:
     records_checked: int | None
 
 
-@dataclass
-class _Problem:
-    seq: int
-    reason: str
-
-
-@dataclass
-class _Mark:
-    """What signed checkpoints say the chain's hash is at one `seq`."""
-
-    seq: int
-    claims: list[tuple[str, str]] = field(default_factory=list)  # (hash hex, which checkpoint)
-
-
 # --- the chain ------------------------------------------------------------------------------
 
 
-def verify_chain(since: int | None = None) -> VerificationReport:
+def verify_chain(since: int | None = None, workers: int | None = None) -> VerificationReport:
     """Recompute the ledger from `since` (default 1) and check every checkpoint.
 
-    Raises ValueError when `since` is below 1 or beyond the last record.
+    On PostgreSQL, outside a transaction, a long chain is cut into up to `workers` ranges
+    (default: STEWARD_VERIFY_WORKERS, else the number of CPUs) verified at once: the first in
+    this process, the others in worker processes. The report is the same as with one.
+
+    Raises ValueError when `since` is below 1 or beyond the last record, or `workers` below 1.
     """
     started = time.perf_counter()
     start = 1 if since is None else since
     if start < 1:
         raise ValueError(f"since must be 1 or more, not {start}")
+    if workers is None:
+        workers = getattr(settings, "STEWARD_VERIFY_WORKERS", None) or os.cpu_count() or 1
+    if workers < 1:
+        raise ValueError(f"workers must be 1 or more, not {workers}")
     public_key, our_key_id = keys.public_key(), keys.key_id()
     problems: list[_Problem] = []
     # Checkpoints first: one committed after the records were read could cover records the
@@ -116,7 +115,13 @@ def verify_chain(since: int | None = None) -> VerificationReport:
     prev_hex, first_seq = _starting_point(start, problems)
     walk = _Walk(first_seq, prev_hex, marks, start)
     if not walk.done and connection.vendor == "postgresql":
-        walk.run_copy()
+        connection.ensure_connection()
+        raw = connection.connection  # the psycopg connection under Django's wrapper
+        # Inside a transaction, workers would not see what it wrote: one process then.
+        if workers > 1 and not connection.in_atomic_block:
+            _run_ranges(walk, raw, _ranges(walk.seq, workers))
+        if not walk.done:  # the rest, in order: all of it, or from a range that did not verify
+            walk.run_copy(raw)
     if not walk.done:
         with closing(_rows(walk.seq)) as chunks:
             walk.run(chunks)
@@ -137,6 +142,57 @@ def verify_chain(since: int | None = None) -> VerificationReport:
     )
 
 
+def _ranges(first: int, workers: int) -> list[tuple[int, int | None]]:
+    """Records `first` to the last cut into up to `workers` contiguous (first, last) ranges of
+    MIN_RANGE_RECORDS or more; the last range is open-ended (None): it also takes whatever is
+    appended meanwhile, as the single scan would."""
+    last = DecisionRecord.objects.aggregate(last=Max("seq"))["last"] or 0
+    count = last - first + 1
+    n = max(1, min(workers, count // MIN_RANGE_RECORDS))
+    size = -(-count // n)
+    starts = [first + k * size for k in range(n)]
+    return [(a, a + size - 1) for a in starts[:-1]] + [(starts[-1], None)]
+
+
+def _run_ranges(walk: _Walk, raw, ranges: list[tuple[int, int | None]]) -> None:
+    """Verify `ranges` at once, the first here with `walk`, each other one in a worker process
+    starting from the stored hash of the record before it; then take `walk` past every
+    following range, in order, that verified cleanly and starts from the hash `walk` ended
+    with. Wherever that stops (a range with a problem, or one that does not follow on), `walk`
+    stands exactly where a single scan would, and the caller goes on from there in order: a
+    problem is reported as without workers."""
+    if len(ranges) < 2:
+        return
+    (_, end), others = ranges[0], ranges[1:]
+    before = [a - 1 for a, _ in others]
+    stored = dict(DecisionRecord.objects.filter(seq__in=before).values_list("seq", "hash"))
+    params = {  # Django's connection settings as plain values, for psycopg.connect()
+        key: value
+        for key, value in connection.get_connection_params().items()
+        if isinstance(value, str | int)
+    }
+    tasks = [
+        (
+            params,
+            a,
+            b,
+            stored[a - 1].encode("ascii", "replace") if a - 1 in stored else None,
+            {s: mark for s, mark in walk.marks.items() if s >= a and (b is None or s <= b)},
+        )
+        for a, b in others
+    ]
+    # spawn: a fresh interpreter that imports only governance.chainwalk and psycopg, not a
+    # copy of this process with its open connections (and, under a server, its threads).
+    with multiprocessing.get_context("spawn").Pool(len(tasks)) as pool:
+        pending = pool.starmap_async(verify_range_in_worker, tasks, chunksize=1)
+        if not walk.run_copy(raw, end) or walk.seq != end + 1 or walk.problems:
+            return  # leaving the block stops the workers
+        results = pending.get()
+    for result in results:
+        if not walk.follow(result):
+            return
+
+
 def _starting_point(start: int, problems: list[_Problem]) -> tuple[bytes | None, int]:
     """The hash the record at `start` must follow: the genesis hash, or the stored hash of
     `start - 1`."""
@@ -152,106 +208,10 @@ def _starting_point(start: int, problems: list[_Problem]) -> tuple[bytes | None,
     return stored.encode("ascii", "replace"), start
 
 
-class _Walk:
-    """Walks the chain from one `seq`, keeping the last verified hash and the checkpoints
-    still to meet. `run_copy` is the fast path (PostgreSQL); `run` the general one, which also
-    says precisely what is wrong with the first bad record."""
-
-    def __init__(self, seq: int, prev_hex: bytes | None, marks: dict[int, _Mark], start: int):
-        self.seq = seq  # the seq the next record must have
-        self.prev_hex = prev_hex or b""  # the hash of record seq - 1, hex
-        self.prev_raw = b""
-        self.checked = 0
-        self.done = prev_hex is None  # the end was reached, or a problem found
-        self.broken = False  # stopped at a bad record
-        self.problems: list[_Problem] = []
-        self.marks = marks
-        self.last_good_mark = 0
-        # A checkpoint at start - 1 vouches for the stored hash we start from.
-        if prev_hex is not None and start - 1 in marks:
-            self._check_mark(marks[start - 1], prev_hex)
-        self.pending = deque(sorted(s for s in marks if s >= start))
-        if prev_hex is not None:
-            try:
-                self.prev_raw = binascii.unhexlify(prev_hex)
-            except (binascii.Error, ValueError):
-                self._stop(_Problem(seq - 1, f"record {seq - 1}'s hash is not a SHA-256 digest"))
-
-    def _stop(self, problem: _Problem) -> None:
-        self.problems.append(problem)
-        self.done = self.broken = True
-
-    def _next_mark(self) -> int | None:
-        return self.pending.popleft() if self.pending else None
-
-    def run_copy(self) -> None:
-        """Stream the records with COPY in binary format and verify them at near hashing speed.
-
-        Stops, without judging, at the first record it cannot take as it comes (anything
-        wrong, or a layout other than format 1): `run` takes over from there.
-        """
-        connection.ensure_connection()
-        raw = connection.connection  # the psycopg connection under Django's wrapper
-        pgconn = raw.pgconn
-        sql = _COPY_SQL.format(start=int(self.seq))
-        with raw.cursor() as cursor, cursor.copy(sql):
-            get = pgconn.get_copy_data
-            ended = False
-            try:
-                ended = self._copy_loop(get)
-            finally:
-                if not ended:  # read the rest, so the connection is left as it was
-                    while get(0)[0] > 0:
-                        pass
-                result = pgconn.get_result()
-                while pgconn.get_result() is not None:
-                    pass
-            if result is None or result.status != psycopg_pq.ExecStatus.COMMAND_OK:
-                raise psycopg_errors.error_from_result(result, encoding=raw.info.encoding)
-        self.done = self.done or ended
-
-    def _copy_loop(self, get) -> bool:
-        """True when every record was verified to the end of the data."""
-        sha256, hexlify, from_bytes = hashlib.sha256, binascii.hexlify, int.from_bytes
-        nbytes, data = get(0)
-        if nbytes <= 0:
-            return False
-        row = bytes(data)
-        if not row.startswith(_COPY_SIGNATURE):
-            return False
-        row = row[19 + from_bytes(row[15:19]) :]  # the header and its extension
-        seq, prev_raw, marks = self.seq, self.prev_raw, self.marks
-        # In format 1 a row is: field count (2 bytes); then each field's length (4) and bytes:
-        # seq (8) at 6, prev_hash (64) at 18, hash (64) at 86, canonical from 154 on.
-        linked = _LEN64 + self.prev_hex  # what the row's prev_hash field must be
-        next_mark = self._next_mark()
-        try:
-            while len(row) != 2:  # the trailer is a field count of -1
-                if (
-                    from_bytes(row[6:14]) != seq
-                    or row[14:82] != linked
-                    or not row.endswith(b',"seq":%d,"v":1}' % seq)
-                ):
-                    return False
-                digest = sha256(prev_raw + row[154:]).digest()
-                hashed = _LEN64 + hexlify(digest)
-                if row[82:150] != hashed:
-                    return False
-                if seq == next_mark:
-                    self._check_mark(marks[seq], hashed[4:])
-                    next_mark = self._next_mark()
-                prev_raw, linked = digest, hashed
-                seq += 1
-                nbytes, data = get(0)
-                if nbytes <= 0:
-                    return False
-                row = bytes(data)
-            return get(0)[0] == -1
-        finally:
-            if next_mark is not None:
-                self.pending.appendleft(next_mark)
-            self.checked += seq - self.seq
-            self.seq, self.prev_raw, self.prev_hex = seq, prev_raw, linked[4:]
+class _Walk(Walk):
+    """A `Walk` (governance.chainwalk: its `run_copy` is the fast path, on PostgreSQL) that can
+    also verify rows read any other way: `run`, which says precisely what is wrong with the
+    first bad record."""
 
     def run(self, chunks: Iterable[list[tuple]]) -> None:
         """Verify (seq, canonical, prev_hash, hash) rows, all but seq as bytes."""
@@ -295,39 +255,6 @@ class _Walk:
                 self.pending.appendleft(next_mark)
             self.checked += seq - first
             self.seq, self.prev_raw, self.prev_hex = seq, prev_raw, prev_hex
-
-    def _check_mark(self, mark: _Mark, recomputed_hex: bytes) -> None:
-        for claimed, source in mark.claims:
-            if claimed.encode("ascii", "replace") != recomputed_hex:
-                self.problems.append(
-                    _Problem(
-                        mark.seq,
-                        f"record {mark.seq} does not match {source}: it signed hash "
-                        f"{claimed[:16]}..., the chain recomputed from the stored records gives "
-                        f"{recomputed_hex[:16].decode()}...; a record from "
-                        f"{self.last_good_mark + 1} to {mark.seq} was changed and the chain "
-                        "recomputed after the checkpoint was signed",
-                    )
-                )
-                return
-        self.last_good_mark = mark.seq
-
-    def unreached_marks(self) -> list[_Problem]:
-        """Checkpoints beyond the last record: the tail was removed."""
-        if self.broken:
-            return []
-        last = self.seq - 1
-        beyond = [mark for s, mark in self.marks.items() if s > last]
-        if not beyond:
-            return []
-        mark = max(beyond, key=lambda m: m.seq)
-        return [
-            _Problem(
-                last + 1,
-                f"the ledger ends at seq {last}, but {mark.claims[0][1]} covers seq {mark.seq}: "
-                f"records {last + 1} to {mark.seq} were removed",
-            )
-        ]
 
 
 def _diagnose(

@@ -2,7 +2,11 @@
 `verify_ledger`, which names the first bad seq.
 
 Tampering needs the append-only triggers lifted, as only a superuser or the table owner could;
-they are put back inside the test's transaction.
+they are put back inside the tampering's transaction.
+
+Every test runs twice: verified by one process, and with the chain split over two (ranges of a
+few records, so that tampered records fall at and around a range boundary). Worker processes
+only see committed rows, so the second run's tests commit (a transactional test database).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import io
 import json
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -30,15 +35,61 @@ from tests.integration.ledger_helpers import (
 
 pytestmark = pytest.mark.django_db
 
+# The ranges each verification of the running test was split into (two-worker runs only).
+SPLITS: list[list[tuple[int, int | None]]] | None = None
+
+
+@pytest.fixture(
+    autouse=True,
+    params=[
+        pytest.param(1, id="1-worker"),
+        pytest.param(
+            2,
+            id="2-workers",
+            marks=[pytest.mark.postgres, pytest.mark.django_db(transaction=True)],
+        ),
+    ],
+)
+def workers(request, settings, monkeypatch):
+    global SPLITS
+    settings.STEWARD_VERIFY_WORKERS = request.param
+    if request.param == 1:
+        yield 1
+        return
+    monkeypatch.setattr(verify, "MIN_RANGE_RECORDS", 1)
+    splits, plan = [], verify._ranges
+
+    def planned(*args):
+        splits.append(plan(*args))
+        return splits[-1]
+
+    monkeypatch.setattr(verify, "_ranges", planned)
+    SPLITS = splits
+    try:
+        yield request.param
+    finally:
+        SPLITS = None
+
+
+@contextmanager
+def tampering():
+    """`triggers_lifted`, in a transaction of its own (committed in the two-worker runs)."""
+    with transaction.atomic(), triggers_lifted() as cursor:
+        yield cursor
+
 
 def verify_ledger(*args: str) -> tuple[int, dict]:
     """Run the command as `manage.py verify_ledger --json` would; return (exit code, report)."""
     out = io.StringIO()
+    splits_before = len(SPLITS) if SPLITS is not None else 0
     try:
         call_command("verify_ledger", "--json", *args, stdout=out)
         code = 0
     except CommandError as exc:
         code = exc.returncode
+    if SPLITS is not None:  # the chain was really split
+        assert len(SPLITS) == splits_before + 1
+        assert len(SPLITS[-1]) == 2, SPLITS[-1]
     return code, json.loads(out.getvalue())
 
 
@@ -79,7 +130,7 @@ def test_an_intact_chain_gets_a_checkpoint_over_the_head_it_verified():
 
 def test_one_changed_byte_in_a_body_is_caught_at_that_record():
     fill(10)
-    with triggers_lifted() as cursor:
+    with tampering() as cursor:
         cursor.execute(
             "UPDATE governance_decisionrecord SET canonical = "
             "replace(canonical, '\"amount\":107', '\"amount\":108') WHERE seq = 7"
@@ -89,21 +140,21 @@ def test_one_changed_byte_in_a_body_is_caught_at_that_record():
 
 def test_a_changed_seq_is_caught_where_the_record_is_missing():
     fill(10)
-    with triggers_lifted() as cursor:
+    with tampering() as cursor:
         cursor.execute("UPDATE governance_decisionrecord SET seq = 1007 WHERE seq = 7")
     assert_broken_at(7, "record 7 is missing")
 
 
 def test_a_deleted_middle_record_is_caught_at_its_seq():
     fill(10)
-    with triggers_lifted() as cursor:
+    with tampering() as cursor:
         cursor.execute("DELETE FROM governance_decisionrecord WHERE seq = 5")
     assert_broken_at(5, "record 5 is missing")
 
 
 def test_two_swapped_records_are_caught_at_the_first_of_them():
     fill(10)
-    with triggers_lifted() as cursor:
+    with tampering() as cursor:
         cursor.execute("UPDATE governance_decisionrecord SET seq = -7 WHERE seq = 7")
         cursor.execute("UPDATE governance_decisionrecord SET seq = 7 WHERE seq = 8")
         cursor.execute("UPDATE governance_decisionrecord SET seq = 8 WHERE seq = -7")
@@ -112,7 +163,7 @@ def test_two_swapped_records_are_caught_at_the_first_of_them():
 
 def test_a_relinked_record_is_caught_by_its_prev_hash():
     fill(10)
-    with triggers_lifted() as cursor:
+    with tampering() as cursor:
         cursor.execute(
             "UPDATE governance_decisionrecord SET prev_hash = %s WHERE seq = 6", ["ab" * 32]
         )
@@ -122,7 +173,7 @@ def test_a_relinked_record_is_caught_by_its_prev_hash():
 def test_a_truncated_tail_is_caught_through_the_latest_checkpoint():
     fill(10)
     checkpoints.make_checkpoint("manual")
-    with triggers_lifted() as cursor:
+    with tampering() as cursor:
         cursor.execute("DELETE FROM governance_decisionrecord WHERE seq > 8")
     assert_broken_at(9, "ends at seq 8", "covers seq 10", "records 9 to 10 were removed")
 
@@ -132,7 +183,7 @@ def test_a_chain_recomputed_after_a_change_is_caught_through_the_checkpoint():
     checkpoints.make_checkpoint("manual")
     fill(6)
     checkpoints.make_checkpoint("manual")
-    with triggers_lifted() as cursor:
+    with tampering() as cursor:
         cursor.execute(
             "UPDATE governance_decisionrecord SET canonical = "
             "replace(canonical, '\"amount\":106', '\"amount\":999') WHERE seq = 6"
@@ -148,7 +199,7 @@ def test_a_checkpoint_re_signed_with_another_key_is_caught(key_id):
     fill(10)
     checkpoint = checkpoints.make_checkpoint("manual")
     forger = Ed25519PrivateKey.generate()
-    with triggers_lifted() as cursor:
+    with tampering() as cursor:
         cursor.execute(
             "UPDATE governance_decisionrecord SET canonical = "
             "replace(canonical, '\"amount\":103', '\"amount\":999') WHERE seq = 3"
@@ -178,7 +229,7 @@ def test_a_checkpoint_file_that_disagrees_is_caught(settings, tmp_path):
     fill(10)
     checkpoints.write_file(checkpoints.make_checkpoint("manual"), tmp_path)
     assert verify_ledger()[1]["checkpoint_files_checked"] == 1
-    with triggers_lifted() as cursor:
+    with tampering() as cursor:
         cursor.execute(
             "UPDATE governance_decisionrecord SET canonical = "
             "replace(canonical, '\"amount\":104', '\"amount\":999') WHERE seq = 4"
@@ -201,7 +252,7 @@ def test_an_altered_checkpoint_file_is_caught(settings, tmp_path):
 
 def test_a_broken_chain_is_recorded_as_broken_and_not_signed():
     fill(10)
-    with triggers_lifted() as cursor:
+    with tampering() as cursor:
         cursor.execute("DELETE FROM governance_decisionrecord WHERE seq = 5")
     verify_ledger()
     outcome = verify.last_verification()
@@ -212,7 +263,7 @@ def test_a_broken_chain_is_recorded_as_broken_and_not_signed():
 
 def test_since_starts_from_the_stored_hash_of_the_record_before_it():
     fill(10)
-    with triggers_lifted() as cursor:
+    with tampering() as cursor:
         cursor.execute(
             "UPDATE governance_decisionrecord SET canonical = "
             "replace(canonical, '\"amount\":103', '\"amount\":104') WHERE seq = 3"
@@ -278,7 +329,7 @@ def test_the_command_line_exits_0_when_intact_and_1_naming_the_first_bad_seq():
     intact = run()
     assert intact.returncode == 0, intact.stderr
     assert "Intact: 10 records" in intact.stdout
-    with transaction.atomic(), triggers_lifted() as cursor:
+    with tampering() as cursor:
         cursor.execute("DELETE FROM governance_decisionrecord WHERE seq = 7")
     broken = run()
     assert broken.returncode == 1, broken.stderr

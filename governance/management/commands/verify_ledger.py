@@ -27,11 +27,18 @@ class Command(BaseCommand):
             metavar="SEQ",
             help="start at this seq, trusting the stored hash of the record before it",
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            metavar="N",
+            help="verify a long chain in up to N ranges at once, in as many processes "
+            "(default: STEWARD_VERIFY_WORKERS, else the number of CPUs; 1: one process)",
+        )
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
     def handle(self, *args, **options):
         try:
-            report = verify_chain(since=options["since"])
+            report = verify_chain(since=options["since"], workers=options["workers"])
         except ValueError as exc:
             raise CommandError(str(exc), returncode=2) from None
         record_verification(report)
