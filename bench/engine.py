@@ -5,9 +5,11 @@
 
 Figures, each next to its baseline from the same run:
 
-- engine_webhook_runs_per_s: single-step rules workflow, signed webhook POSTs (through the whole
-  Django stack, in this process) until every run is finished with its decisions in the ledger;
-  baseline: the same number of raw Celery no-op tasks (`ping`) sent and awaited.
+- engine_webhook_runs_per_s: single-step rules workflow, signed webhook POSTs through the whole
+  Django stack from BENCH_CLIENTS sender processes (as independent senders would post them;
+  one sender measures one request's latency, not the system's throughput) until every run is
+  finished with its decisions in the ledger; baseline: the same number of raw Celery no-op
+  tasks (`ping`) sent and awaited.
 - engine_step_overhead_ms: a 10-step sequential workflow, one run at a time, time per step;
   baseline: a raw Celery chain of 10 no-op tasks, time per task. Ratio = ours / baseline.
 - engine_start_latency_p50_ms / _p95_ms: API POST /api/v1/workflows/{id}/runs/ until the
@@ -31,6 +33,7 @@ from _common import ROOT, bench_line, setup_django
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
 RUNS = int(os.environ.get("BENCH_RUNS", "600"))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))  # webhook senders, one process each
 SEQUENTIAL_RUNS = int(os.environ.get("BENCH_SEQUENTIAL_RUNS", "20"))
 LATENCY_SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "200"))
 
@@ -188,41 +191,92 @@ def wait_finished(run_ids, timeout=600, sweep=True):
     raise SystemExit(f"runs did not finish within {timeout}s")
 
 
-def webhook_throughput(single) -> None:
+def _post_webhooks(slug, secret, first, count, queue, out, ready, go) -> None:
+    """One webhook sender (its own process): `count` signed POSTs through the whole Django
+    stack, each with a distinct amount; sends back the run ids."""
+    os.environ["STEWARD_CELERY_QUEUE"] = queue
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+    import django
+
+    django.setup()
     from django.test import Client
 
     from agents.engine import triggers
-    from console.tasks import ping
 
-    secret = triggers.rotate_webhook_secret(single, actor=_people()["builder"])
     client = Client(HTTP_HOST="localhost")
+    # Warm up (imports, URL resolver, connections: seconds in a new process), then wait for
+    # the others, so the figure counts requests, not process starts.
+    client.post(f"/hooks/{slug}/", data=b"{}", content_type="application/json")
+    ready.wait()
+    go.wait()
     run_ids = []
-    began = webhooks_began = time.perf_counter()
-    for i in range(RUNS):
-        body = json.dumps({"amount": i % 2000}).encode()
+    for i in range(first, first + count):
+        body = json.dumps({"amount": i}).encode()
         stamp = int(time.time())
         response = client.post(
-            f"/hooks/{single.slug}/",
+            f"/hooks/{slug}/",
             data=body,
             content_type="application/json",
             HTTP_X_STEWARD_TIMESTAMP=str(stamp),
             HTTP_X_STEWARD_SIGNATURE=triggers.sign(secret, stamp, body),
         )
         if response.status_code != 202:
-            raise SystemExit(f"webhook answered {response.status_code}: {response.content[:300]}")
+            out.put(("error", f"webhook answered {response.status_code}: {response.content[:300]}"))
+            return
         run_ids.append(response.json()["run"])
+    out.put(("ok", run_ids))
+
+
+def webhook_throughput(single, queue: str) -> None:
+    """CLIENTS processes post RUNS webhooks between them, as independent senders would; the
+    figure is runs finished per second from the first POST to the last run's end."""
+    import multiprocessing
+
+    from django.db import connections
+
+    from agents.engine import triggers
+    from console.tasks import ping
+
+    secret = triggers.rotate_webhook_secret(single, actor=_people()["builder"])
+    connections.close_all()
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    share = -(-RUNS // CLIENTS)
+    shares = [(n * share, min(share, RUNS - n * share)) for n in range(CLIENTS) if n * share < RUNS]
+    ready, go = context.Barrier(len(shares) + 1), context.Event()
+    senders = [
+        context.Process(
+            target=_post_webhooks,
+            args=(single.slug, secret, first, count, queue, out, ready, go),
+        )
+        for first, count in shares
+    ]
+    for sender in senders:
+        sender.start()
+    ready.wait(timeout=300)
+    began = time.perf_counter()
+    go.set()
+    run_ids = []
+    for _ in senders:
+        status, value = out.get(timeout=600)
+        if status != "ok":
+            raise SystemExit(value)
+        run_ids.extend(value)
     sent = time.perf_counter()
+    for sender in senders:
+        sender.join()
     done = wait_finished(run_ids)
     ours = RUNS / (done - began)
 
-    began = time.perf_counter()
+    pinged = time.perf_counter()
     results = [ping.delay() for _ in range(RUNS)]
     for result in results:
         result.get(timeout=120)
-    baseline = RUNS / (time.perf_counter() - began)
+    baseline = RUNS / (time.perf_counter() - pinged)
     bench_line("engine_webhook_runs_per_s", ours, "runs/s", baseline)
     print(
-        f"  ({RUNS} runs; webhooks accepted in {sent - webhooks_began:.2f}s; "
+        f"  ({RUNS} runs; {len(senders)} senders, webhooks accepted after {sent - began:.2f}s, "
+        f"all runs finished after {done - began:.2f}s; "
         f"{WORKERS} workers x {CONCURRENCY})",
         flush=True,
     )
@@ -306,7 +360,7 @@ def main() -> None:
     single, ten = build(_people())
     procs = start_workers(queue)
     try:
-        webhook_throughput(single)
+        webhook_throughput(single, queue)
         step_overhead(ten)
         start_latency(single)
     finally:
