@@ -69,7 +69,7 @@ def bench_verify() -> None:
 
     from governance.verify import verify_chain
 
-    default = getattr(settings, "STEWARD_VERIFY_WORKERS", None) or os.cpu_count() or 1
+    default = settings.STEWARD_VERIFY_WORKERS
     hashing = sha256_seconds()
     for name, workers in (("ledger_verify", None), ("ledger_verify_1_worker", 1)):
         reports = [verify_chain(workers=workers) for _ in range(2)]

@@ -32,7 +32,6 @@ import binascii
 import hashlib
 import json
 import multiprocessing
-import os
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -94,7 +93,7 @@ def verify_chain(since: int | None = None, workers: int | None = None) -> Verifi
     """Recompute the ledger from `since` (default 1) and check every checkpoint.
 
     On PostgreSQL, outside a transaction, a long chain is cut into up to `workers` ranges
-    (default: STEWARD_VERIFY_WORKERS, else the number of CPUs) verified at once: the first in
+    (default: STEWARD_VERIFY_WORKERS, one per CPU unless set) verified at once: the first in
     this process, the others in worker processes. The report is the same as with one.
 
     Raises ValueError when `since` is below 1 or beyond the last record, or `workers` below 1.
@@ -104,7 +103,7 @@ def verify_chain(since: int | None = None, workers: int | None = None) -> Verifi
     if start < 1:
         raise ValueError(f"since must be 1 or more, not {start}")
     if workers is None:
-        workers = getattr(settings, "STEWARD_VERIFY_WORKERS", None) or os.cpu_count() or 1
+        workers = settings.STEWARD_VERIFY_WORKERS
     if workers < 1:
         raise ValueError(f"workers must be 1 or more, not {workers}")
     public_key, our_key_id = keys.public_key(), keys.key_id()
