@@ -14,6 +14,7 @@ urlpatterns = [
     path("workflows/<int:pk>/run/", runs.run_start, name="workflow-run"),
     path("workflows/<int:pk>/webhook/", webhooks.webhook_settings, name="workflow-webhook"),
     path("escalations/", inbox.inbox, name="escalation-list"),
+    path("escalations/count/", inbox.inbox_badge, name="escalation-count"),
     path("escalations/<int:pk>/", inbox.escalation_detail, name="escalation-detail"),
     path("escalations/<int:pk>/resolve/", inbox.escalation_resolve, name="escalation-resolve"),
     path("hooks/<slug:slug>/", webhooks.receive, name="webhook-receive"),

@@ -3,7 +3,6 @@ the pages themselves enforce access on their own (hiding a link protects nothing
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.urls import reverse
@@ -18,27 +17,24 @@ INBOX_ROLES = OPERATE_ROLES | {Role.BUILDER}
 REVIEW_ROLES = frozenset({Role.COMPLIANCE, Role.ADMIN})
 
 
-def _inbox_count(user) -> int:
-    from agents.run_queries import inbox_count
-
-    return inbox_count(user)
-
-
 @dataclass(frozen=True)
 class NavItem:
     label: str
     url_name: str
     roles: frozenset[Role] = EVERYONE
     section: str = "Overview"
-    # A number shown beside the label (one query), and the id that htmx swaps it by.
-    count: Callable | None = None
+    # A number shown beside the label: the URL name of the badge htmx loads after the page (so
+    # no page waits for the count's query), and the id that htmx swaps it by.
+    count_url: str = ""
     count_id: str = ""
 
 
 NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Home", "home"),
     NavItem("Runs", "run-list", OPERATE_ROLES, "Operate"),
-    NavItem("Inbox", "escalation-list", INBOX_ROLES, "Operate", _inbox_count, "nav-inbox-count"),
+    NavItem(
+        "Inbox", "escalation-list", INBOX_ROLES, "Operate", "escalation-count", "nav-inbox-count"
+    ),
     NavItem("Agents", "agent-list", section="Build"),
     NavItem("Workflows", "workflow-list", section="Build"),
     NavItem("Connections", "connection-list", BUILD_ROLES, "Build"),
@@ -60,8 +56,8 @@ def navigation_for(user, current_path: str = "") -> list[dict]:
         url = reverse(item.url_name)
         active = current_path == url if url == "/" else current_path.startswith(url)
         entry = {"label": item.label, "url": url, "active": active}
-        if item.count is not None:
-            entry["count"] = item.count(user)
+        if item.count_url:
+            entry["count_url"] = reverse(item.count_url)
             entry["count_id"] = item.count_id
         sections.setdefault(item.section, []).append(entry)
     return [{"title": title, "items": items} for title, items in sections.items()]

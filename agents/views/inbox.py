@@ -95,6 +95,14 @@ def cards_for(user, escalations, *, resolvable_ids=None, posted=None) -> list[Ca
 
 
 @require_safe
+def inbox_badge(request):
+    """The sidebar's count of open escalations the user may resolve; htmx loads it after the
+    page, so no page waits for its query."""
+    context = {"count": inbox_count(request.user), "count_id": "nav-inbox-count"}
+    return render(request, "components/nav_count.html", context)
+
+
+@require_safe
 def inbox(request):
     user = request.user
     base = resolvable(user)

@@ -169,6 +169,7 @@ GLOBAL_URLS = {
     "run-list": "page",
     "run-new": "page",
     "escalation-list": "page",
+    "escalation-count": "page",
     "decision-list": "page",
     "decision-export": "page",
     "agent-create": "create",

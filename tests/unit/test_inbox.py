@@ -246,7 +246,9 @@ def test_resolving_in_the_inbox_swaps_the_card_out_and_updates_the_badge(as_user
     client = as_user("operator")
     page = client.get("/escalations/").content.decode()
     assert f'hx-target="#escalation-{first.pk}"' in page
-    assert re.search(r'id="nav-inbox-count">.*2', page)
+    assert 'id="nav-inbox-count" hx-get="/escalations/count/" hx-trigger="load"' in page
+    badge = client.get("/escalations/count/").content.decode()
+    assert re.search(r'id="nav-inbox-count">.*2', badge)
     response = resolve(client, first, "option", {"option": "0"}, htmx=True)
     html = response.content.decode()
     assert f'id="escalation-{first.pk}"' not in html
