@@ -15,7 +15,9 @@ reused by later runs (the appends below add to it). Figures:
   processes, each running transactions of T appends back to back for a few seconds; baseline:
   plain INSERTs of the same rows (same columns and values, into a copy of the ledger table with
   the same indexes, no triggers) by the same number of writers with the same transaction size:
-  no chain lock, no canonical JSON, no hashing.
+  no chain lock, no canonical JSON, no hashing. `_deferred`: each transaction's appends inside
+  `ledger.deferred()` (written together at its end, the chain head locked for two statements);
+  baseline: the same rows in one multi-row INSERT per transaction.
   Every commit waits for the disk (synchronous_commit on), except in
   `ledger_append_4w_1pt_async_commit`, where both sides commit without waiting (shows what the
   chain costs when the disk's flush latency is out of the way). Ledger and baseline runs
@@ -45,7 +47,17 @@ from _common import bench_line, drop_indexes, fill_ledger, sample_document, setu
 RECORDS = 1_000_000
 SECONDS = float(os.environ.get("BENCH_LEDGER_SECONDS", "2.5"))
 # (writers, appends per transaction, commits wait for the disk)
-CONFIGS = [(1, 1, True), (1, 10, True), (4, 1, True), (4, 10, True), (4, 1, False)]
+# (writers, appends per transaction, commits wait for the disk, a transaction's records are
+# written together: ledger.deferred() on one side, one multi-row INSERT on the other)
+CONFIGS = [
+    (1, 1, True, False),
+    (1, 10, True, False),
+    (4, 1, True, False),
+    (4, 10, True, False),
+    (4, 10, True, True),
+    (4, 100, True, True),
+    (4, 1, False, False),
+]
 ROUNDS = 2  # ledger and baseline alternate; the best round of each counts
 PLAIN_TABLE = "bench_plain_insert"
 PEERS = ("_ledger_page", "_ledger_export")
@@ -161,8 +173,10 @@ def plain_rows(writer: int, docs: list[dict]) -> list[list]:
     return rows
 
 
-def writer_process(kind, writer, seq_base, per_txn, sync, seconds, barrier, results):
-    """One writer: transactions of `per_txn` appends (or plain INSERTs) for `seconds`."""
+def writer_process(kind, writer, seq_base, per_txn, sync, batched, seconds, barrier, results):
+    """One writer: transactions of `per_txn` appends (or plain INSERTs) for `seconds`;
+    `batched`: each transaction's records go in together (deferred appends, or one INSERT of
+    all the rows)."""
     from django.db import connection, transaction
 
     from governance import ledger
@@ -195,38 +209,67 @@ def writer_process(kind, writer, seq_base, per_txn, sync, seconds, barrier, resu
         sql = f"INSERT INTO {PLAIN_TABLE} ({', '.join(fields)}) VALUES ({placeholders})"
         statement_time = [0.0]
 
+        waiting = []
+
         def one(i):
             # Like the ledger's: seq rising, hashes spread over the whole index.
             row = list(rows[i % len(rows)])
             row[at_seq] = seq_base + i
             row[at_prev] = os.urandom(32).hex()
             row[at_hash] = os.urandom(32).hex()
+            if batched:
+                waiting.append(row)
+                return
             with connection.cursor() as cursor:
                 cursor.execute(sql, row)
+
+        def flush():
+            if waiting:
+                many = (
+                    sql.rsplit(" VALUES ", 1)[0]
+                    + " VALUES "
+                    + ", ".join([f"({placeholders})"] * len(waiting))
+                )
+                with connection.cursor() as cursor:
+                    cursor.execute(many, [value for row in waiting for value in row])
+                waiting.clear()
 
     done = 0
     if not sync:
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit = off")
-    with transaction.atomic():  # warm up: connection, caches, first plans
-        one(done)
-        done += 1
+
+    def transaction_of(count: int) -> None:
+        nonlocal done
+        with transaction.atomic():
+            if kind == "ledger" and batched:
+                with ledger.deferred():
+                    for _ in range(count):
+                        one(done)
+                        done += 1
+                return
+            for _ in range(count):
+                one(done)
+                done += 1
+            if kind != "ledger":
+                flush()
+
+    transaction_of(1)  # warm up: connection, caches, first plans
     statement_time[0] = 0.0
     barrier.wait(timeout=120)
     started = time.perf_counter()
     deadline = started + seconds
     counted = 0
     while time.perf_counter() < deadline:
-        with transaction.atomic():
-            for _ in range(per_txn):
-                one(done)
-                done += 1
+        transaction_of(per_txn)
         counted += per_txn
     results.put((counted, time.perf_counter() - started, statement_time[0]))
     connection.close()
 
 
-def run_writers(kind: str, writers: int, per_txn: int, sync: bool) -> tuple[float, float, float]:
+def run_writers(
+    kind: str, writers: int, per_txn: int, sync: bool, batched: bool
+) -> tuple[float, float, float]:
     """(appends/s, seconds per append per writer, chain statement seconds per append)."""
     from django.db import connections
 
@@ -240,7 +283,7 @@ def run_writers(kind: str, writers: int, per_txn: int, sync: bool) -> tuple[floa
     processes = [
         context.Process(
             target=writer_process,
-            args=(kind, n, top + 1 + n * 10**8, per_txn, sync, SECONDS, barrier, results),
+            args=(kind, n, top + 1 + n * 10**8, per_txn, sync, batched, SECONDS, barrier, results),
         )
         for n in range(writers)
     ]
@@ -309,16 +352,20 @@ def bench_appends() -> None:
 
     ensure_plain_table()
     statement_alone = {}
-    for writers, per_txn, sync in CONFIGS:
+    for writers, per_txn, sync, batched in CONFIGS:
         ledger_runs, plain_runs = [], []
         for _ in range(ROUNDS):
-            ledger_runs.append(run_writers("ledger", writers, per_txn, sync))
-            plain_runs.append(run_writers("plain", writers, per_txn, sync))
+            ledger_runs.append(run_writers("ledger", writers, per_txn, sync, batched))
+            plain_runs.append(run_writers("plain", writers, per_txn, sync, batched))
         rate, per_append, statement = max(ledger_runs)
         plain = max(plain_runs)[0]
-        name = f"ledger_append_{writers}w_{per_txn}pt" + ("" if sync else "_async_commit")
+        name = (
+            f"ledger_append_{writers}w_{per_txn}pt"
+            + ("_deferred" if batched else "")
+            + ("" if sync else "_async_commit")
+        )
         bench_line(name, rate, "appends/s", plain)
-        if not sync:
+        if not sync or batched:
             continue
         if writers == 1:
             statement_alone[per_txn] = statement

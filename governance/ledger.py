@@ -20,8 +20,11 @@ it, hash, insert), so appenders queue for one round trip plus the rest of their 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC
 from functools import cache
 
@@ -89,6 +92,11 @@ def append(
             f"{settings.STEWARD_LEDGER_MAX_RECORD_BYTES} (store large data elsewhere "
             "and record its digest)",
         )
+    batch = getattr(_local, "batch", None)
+    if batch is not None and connection.in_atomic_block:
+        record = DecisionRecord(seq=None, canonical="", prev_hash="", hash="", **columns)
+        batch.append(_Pending(before, after, columns, record))
+        return record
     # No savepoint: a failed append fails the caller's transaction, as its record is part of
     # the caller's work (and a savepoint would cost two more round trips under the lock).
     with transaction.atomic(savepoint=False):
@@ -100,6 +108,130 @@ def append(
         hash=digest,
         **columns,
     )
+
+
+# --- Deferred appends ------------------------------------------------------------------------
+#
+# The chain head stays locked from a transaction's first append until it commits, so every
+# statement a transaction runs after its first append is paid for by every other appender
+# (bench/engine.py: the engine's step transactions ran eight statements under the lock).
+# Inside `deferred()`, appends are checked and canonicalised at once but written together when
+# the block ends: the lock is then held for two statements and the commit.
+
+_local = threading.local()
+
+
+@dataclass
+class _Pending:
+    before: bytes
+    after: bytes
+    columns: dict
+    record: DecisionRecord  # what `append` returned; seq, canonical and hashes set once written
+    callbacks: list = dataclass_field(default_factory=list)
+
+
+@contextmanager
+def deferred():
+    """Write the records appended inside the block when it ends, in order, in one go.
+
+    For use inside a transaction, around work that appends several records or appends early
+    and goes on working. `append` returns each record at once, without its seq and hashes
+    until the block has ended (`when_written` runs code then). A nested block joins the
+    outer one; if it fails, what it appended is dropped with it. Appends are dropped, not
+    written, when the outermost block fails. Do not catch, inside a block, the failure of a
+    savepoint that appended: its records would still be written.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("deferred appends belong inside a transaction (transaction.atomic)")
+    batch = getattr(_local, "batch", None)
+    if batch is not None:
+        mark = len(batch)
+        try:
+            yield
+        except BaseException:
+            del batch[mark:]
+            raise
+        return
+    _local.batch = batch = []
+    try:
+        yield
+        _local.batch = None
+        _write(batch)
+    finally:
+        _local.batch = None
+
+
+def when_written(record: DecisionRecord, callback) -> None:
+    """Call `callback(record)` once `record` is in the ledger: now, or when its deferred block
+    writes it (inside the same transaction)."""
+    if record.seq is not None:
+        callback(record)
+        return
+    for pending in getattr(_local, "batch", None) or ():
+        if pending.record is record:
+            pending.callbacks.append(callback)
+            return
+    raise RuntimeError("this record is neither written nor waiting in a deferred block")
+
+
+def _write(batch: list[_Pending]) -> None:
+    if not batch:
+        return
+    with transaction.atomic(savepoint=False):
+        if connection.vendor == "postgresql":
+            chained = _extend_chain_many_postgresql(batch)
+        else:
+            chained = [_extend_chain(p.before, p.after, p.columns) for p in batch]
+    for pending, (seq, prev_hash, digest) in zip(batch, chained, strict=True):
+        record = pending.record
+        record.seq, record.prev_hash, record.hash = seq, prev_hash, digest
+        record.canonical = (pending.before + b"%d" % seq + pending.after).decode("utf-8")
+    for pending in batch:
+        for callback in pending.callbacks:
+            callback(pending.record)
+
+
+def _extend_chain_many_postgresql(batch: list[_Pending]) -> list[tuple[int, str, str]]:
+    """Lock the head, chain the records here, insert them and move the head: two statements."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq, hash FROM governance_ledgerhead WHERE chain = %s FOR UPDATE", [CHAIN]
+        )
+        head_row = cursor.fetchone()
+        if head_row is None:
+            raise RuntimeError("the ledger head row is missing: run `python manage.py migrate`")
+        seq, prev_hash = head_row
+        chained, rows = [], []
+        for pending in batch:
+            seq += 1
+            canonical = pending.before + b"%d" % seq + pending.after
+            digest = chain_hash(prev_hash, canonical)
+            rows.append(
+                _column_values(
+                    {
+                        **pending.columns,
+                        "seq": seq,
+                        "canonical": canonical.decode("utf-8"),
+                        "prev_hash": prev_hash,
+                        "hash": digest,
+                    }
+                )
+            )
+            chained.append((seq, prev_hash, digest))
+            prev_hash = digest
+        names = list(rows[0])
+        if any(list(row) != names for row in rows):
+            raise RuntimeError("deferred records do not share their columns")
+        one = "(" + ", ".join(["%s"] * len(names)) + ")"
+        columns = ", ".join(connection.ops.quote_name(name) for name in names)
+        values = ", ".join([one] * len(rows))
+        move = "UPDATE governance_ledgerhead SET seq = %s, hash = %s WHERE chain = %s"
+        insert = f"INSERT INTO governance_decisionrecord ({columns}) VALUES {values}"  # noqa: S608
+        cursor.execute(
+            f"WITH head AS ({move}) {insert}",
+            [seq, prev_hash, CHAIN, *(value for row in rows for value in row.values())],
+        )
+    return chained
 
 
 def _prepare(event, actor, body, personal, subject, refs) -> tuple[dict, dict]:

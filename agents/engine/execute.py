@@ -29,6 +29,7 @@ from agents.engine.specs import agent_spec
 from agents.engine.taxonomy import AwaitingPerson, StepFailure, SystemUnavailable
 from agents.kinds.base import run as run_agent
 from agents.models import Run, StepRun
+from governance import ledger
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def _claim_locked(run: Run, step_run: StepRun) -> uuid.UUID | None:
 
 
 def claim(step_run_id: int) -> tuple[StepRun, uuid.UUID] | None:
-    with transaction.atomic():
+    with transaction.atomic(), ledger.deferred():
         locked = _lock(step_run_id)
         if locked is None:
             return None
@@ -141,8 +142,11 @@ class LeaseKeeper(threading.Thread):
 
 
 def execute_step(step_run_id: int) -> str:
-    """Run one attempt end to end; returns what happened (for logs and tests)."""
-    with transaction.atomic():
+    """Run one attempt end to end; returns what happened (for logs and tests).
+
+    Ledger records are written when each transaction's work is done (`ledger.deferred`), so
+    the chain head is locked for the last two statements, not for the whole step."""
+    with transaction.atomic(), ledger.deferred():
         locked = _lock(step_run_id)
         if locked is None:
             return "skipped"
@@ -184,7 +188,7 @@ def _execute(step_run: StepRun):
 
 
 def record(step_run_id: int, token: uuid.UUID, outcome) -> str:
-    with transaction.atomic():
+    with transaction.atomic(), ledger.deferred():
         locked = _lock(step_run_id)
         if locked is None:
             return "lease lost"
@@ -217,8 +221,13 @@ def _record_decision(run: Run, step_run: StepRun, decision) -> str:
     step_run.rationale = (decision.rationale or "")[:5000]
     step_run.finished_at = timezone.now()
     record = append_step("agent.decided", step_run, decision.as_body())
-    step_run.decision_seq = record.seq
+    step_run.decision_seq = record.seq  # None until the deferred records are written
     step_run.save()
+    if record.seq is None:
+        ledger.when_written(
+            record,
+            lambda written: StepRun.objects.filter(pk=step_run.pk).update(decision_seq=written.seq),
+        )
     for call in decision.tool_calls:
         append_step("tool.called", step_run, {"call": call}, personal_inputs=False)
     follow_up = advance.after_step(run, step_run)

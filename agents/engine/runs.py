@@ -42,6 +42,11 @@ def start(
     `actor` is who the ledger names (a person, or None for the system). `check_actor` is the
     person whose `run` permission is checked: the actor for console and API starts, the
     trigger's owner for webhooks, schedules and workflow triggers."""
+    with ledger.deferred():  # the chain head is locked for the end of the transaction only
+        return _start(version, data, actor, trigger, trigger_detail, check_actor)
+
+
+def _start(version, data, actor, trigger, trigger_detail, check_actor) -> Run:
     workflow = version.workflow
     if version.status != VersionStatus.PUBLISHED:
         raise StartError("only published versions run", {"version": "not published"})

@@ -109,7 +109,7 @@ def receive_webhook(
     digest = hashlib.sha256(signature_header.encode()).hexdigest()
     try:
         version.workflow = workflow
-        with transaction.atomic():
+        with transaction.atomic(), ledger.deferred():
             run = runs.start(
                 version,
                 data,
