@@ -90,6 +90,42 @@ def _validated(kind: DefinitionType, definition: dict, *, for_submit: bool = Fal
         raise DefinitionError("definition", str(exc)) from None
 
 
+def _check_references(kind: DefinitionType, actor, definition: dict) -> None:
+    """What a definition points at must be the author's to use: an agent's connections (`use`),
+    a workflow's agents and followed workflows (`view`). Checked here, where every draft is
+    saved, whatever page or API call saves it."""
+    if kind is AGENT:
+        from agents import connections
+
+        connections.check_usable(actor, definition)
+        return
+    steps = definition.get("steps") or []
+    followed = [
+        (index, t.get("workflow_id"))
+        for index, t in enumerate(definition.get("triggers") or [])
+        if t.get("type") == "workflow"
+    ]
+    agents = set(
+        Agent.objects.restrict(actor, "view")
+        .filter(pk__in={s.get("agent_id") for s in steps})
+        .values_list("pk", flat=True)
+    )
+    for index, step in enumerate(steps):
+        if step.get("agent_id") not in agents:
+            raise DefinitionError(f"steps[{index}].agent_id", "no such agent (or not visible)")
+    if followed:
+        workflows = set(
+            Workflow.objects.restrict(actor, "view")
+            .filter(pk__in={ident for _, ident in followed})
+            .values_list("pk", flat=True)
+        )
+        for index, ident in followed:
+            if ident not in workflows:
+                raise DefinitionError(
+                    f"triggers[{index}].workflow_id", "no such workflow (or not visible)"
+                )
+
+
 def _versions(obj):
     kind = type_of(obj)
     return kind.version_model.objects.filter(**{kind.parent: obj})
@@ -119,6 +155,7 @@ def create(kind: DefinitionType, *, actor, name: str, team: Team, definition: di
     ):
         raise PermissionDenied(f"you may not create {kind.label}s for team {team}")
     normalised = _validated(kind, definition)
+    _check_references(kind, actor, normalised)
     slug = _unique_slug(kind.model, name)
     extra = {"kind": normalised["kind"]} if kind is AGENT else {}
     obj = kind.model.objects.create(name=name, slug=slug, team=team, created_by=actor, **extra)
@@ -172,6 +209,7 @@ def save_draft(obj, definition: dict, *, actor):
     if kind is AGENT and isinstance(definition, dict) and definition.get("kind") != obj.kind:
         raise DefinitionError("kind", f"this agent is a {obj.kind} agent; kinds never change")
     normalised = _validated(kind, definition)
+    _check_references(kind, actor, normalised)
     versions = _versions(obj)
     draft = versions.filter(status=VersionStatus.DRAFT).first()
     before = draft.definition if draft else (versions.order_by("-number").first().definition)

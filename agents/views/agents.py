@@ -181,7 +181,6 @@ def _create(request, editor: DefinitionEditor, teams):
     if editor.has_errors:
         return None
     try:
-        connections.check_usable(request.user, definition)
         agent = versions.create(
             versions.AGENT,
             actor=request.user,
@@ -218,7 +217,6 @@ def agent_edit(request, pk: int):
             definition = editor.to_definition()
             if not editor.has_errors:
                 try:
-                    connections.check_usable(request.user, definition)
                     draft = versions.save_draft(agent, definition, actor=request.user)
                 except (DefinitionError, VersionError, connections.ConnectionFieldError) as exc:
                     _save_errors(editor, exc)

@@ -200,3 +200,96 @@ def test_the_kind_of_an_agent_never_changes(agent, demo_people):
             {"kind": "rules", "input_fields": [], "output_fields": [], "config": {}},
             actor=demo_people["builder"],
         )
+
+
+# --- What a definition points at is checked where drafts are saved ----------------------------
+
+
+def http_definition(connection_id) -> dict:
+    return {
+        "kind": "http",
+        "description": "Looks the customer up",
+        "input_fields": [{"name": "customer_id", "type": "text"}],
+        "output_fields": [{"name": "risk", "type": "text"}],
+        "config": {
+            "connection_id": str(connection_id),
+            "method": "GET",
+            "path_template": "/customers/{customer_id}",
+            "response_mapping": {"risk": "/risk"},
+        },
+    }
+
+
+def test_an_agent_may_only_use_connections_its_author_may_use(demo_people, onboarding, agent):
+    from agents import connections
+    from agents.models import Connection
+
+    support = Team.objects.get(name="Support")
+    theirs = Connection.objects.create(
+        name="Onboarding CRM", team=onboarding, kind="http", base_url="https://crm.example.com"
+    )
+    before = Agent.objects.count()
+    with pytest.raises(connections.ConnectionFieldError) as refused:
+        versions.create(
+            versions.AGENT,
+            actor=demo_people["builder2"],
+            name="Lookup",
+            team=support,
+            definition=http_definition(theirs.pk),
+        )
+    assert refused.value.field == "config.connection_id"
+    assert Agent.objects.count() == before
+    ours = Connection.objects.create(
+        name="Support CRM", team=support, kind="http", base_url="https://crm.example.com"
+    )
+    lookup = versions.create(
+        versions.AGENT,
+        actor=demo_people["builder2"],
+        name="Lookup",
+        team=support,
+        definition=http_definition(ours.pk),
+    )
+    with pytest.raises(connections.ConnectionFieldError):
+        versions.save_draft(lookup, http_definition(theirs.pk), actor=demo_people["builder2"])
+    assert versions.draft_of(lookup).definition["config"]["connection_id"] == str(ours.pk)
+
+
+def test_a_workflow_may_only_use_agents_its_author_may_see(demo_people, onboarding, agent):
+    from agents.models import Workflow
+
+    support = Team.objects.get(name="Support")
+    hidden = versions.create(
+        versions.AGENT,
+        actor=demo_people["builder2"],
+        name="Support review",
+        team=support,
+        definition=human_definition(support),
+    )
+
+    def flow(agent_id):
+        return {
+            "input_fields": [{"name": "customer_id", "type": "text"}],
+            "pattern": "sequential",
+            "steps": [{"key": "review", "agent_id": agent_id}],
+            "triggers": [],
+        }
+
+    with pytest.raises(DefinitionError) as refused:
+        versions.create(
+            versions.WORKFLOW,
+            actor=demo_people["builder"],
+            name="Onboard",
+            team=onboarding,
+            definition=flow(hidden.pk),
+        )
+    assert refused.value.path == "steps[0].agent_id"
+    assert not Workflow.objects.filter(name="Onboard").exists()
+    onboard = versions.create(
+        versions.WORKFLOW,
+        actor=demo_people["builder"],
+        name="Onboard",
+        team=onboarding,
+        definition=flow(agent.pk),
+    )
+    with pytest.raises(DefinitionError, match="not visible"):
+        versions.save_draft(onboard, flow(hidden.pk), actor=demo_people["builder"])
