@@ -8,6 +8,10 @@
 3. Record (transaction, run and step rows locked): only if the lease is still ours. The
    decision, its ledger records and the next ready steps are written together; a worker
    killed before this commit left nothing behind, and the attempt simply runs again.
+
+Agents of the kinds in INLINE_KINDS do no I/O: the three happen in one transaction. Every
+transaction locks the run before the step, and writes its ledger records last
+(`ledger.deferred`), so the chain head is held for two statements and the commit.
 """
 
 from __future__ import annotations
@@ -104,16 +108,6 @@ def _claim_locked(run: Run, step_run: StepRun) -> uuid.UUID | None:
     return token
 
 
-def claim(step_run_id: int) -> tuple[StepRun, uuid.UUID] | None:
-    with transaction.atomic(), ledger.deferred():
-        locked = _lock(step_run_id)
-        if locked is None:
-            return None
-        run, step_run = locked
-        token = _claim_locked(run, step_run)
-    return None if token is None else (step_run, token)
-
-
 class LeaseKeeper(threading.Thread):
     """Renews the lease while the agent runs; stops when told or when the lease is lost."""
 
@@ -178,11 +172,8 @@ def _execute(step_run: StepRun):
         return exc
     except Exception as exc:  # a bug in an executor must still reach a person
         log.exception("step %s: executor error", step_run.pk)
-        outcome = StepFailure(
-            f"internal error in the {step_run.agent.kind} executor: {type(exc).__name__}: {exc}"[
-                :500
-            ]
-        )
+        problem = f"internal error in the {step_run.agent.kind} executor: {type(exc).__name__}"
+        outcome = StepFailure(f"{problem}: {exc}"[:500])
         outcome.kind = "out_of_scope"
         return outcome
 
