@@ -96,25 +96,10 @@ ERASURE_COLUMNS = ("personal_erased_at", "personal_erased_by", "personal_erasure
 # Names, ids and reasons come from people: one that begins with = + - or @ would run as a
 # formula in the spreadsheet a CSV is opened in (CSV injection). Such cells get a leading
 # apostrophe, as OWASP advises; the canonical column, which the hash covers, is never touched.
-FORMULA_SAFE_COLUMNS = frozenset(
-    {
-        "event",
-        "actor_type",
-        "actor_id",
-        "actor_name",
-        "team_id",
-        "team_name",
-        "workflow_id",
-        "workflow_name",
-        "agent_id",
-        "agent_name",
-        "run_id",
-        "decision",
-        "subject_id",
-        "personal_erased_by",
-        "personal_erasure_reason",
-    }
-)
+FORMULA_SAFE_COLUMNS = (set(RECORD_COLUMNS) - {"seq", "recorded_at", "confidence"}) | {
+    "personal_erased_by",
+    "personal_erasure_reason",
+}
 FORMULA_STARTS = ("=", "+", "-", "@")
 CHAIN_COLUMNS = ("prev_hash", "hash", "canonical")
 CSV_HEADER = (*RECORD_COLUMNS, *ERASURE_COLUMNS, *CHAIN_COLUMNS)
