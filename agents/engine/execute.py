@@ -23,7 +23,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
@@ -148,12 +148,16 @@ def execute_step(step_run_id: int) -> str:
         token = _claim_locked(run, step_run)
         if token is None:
             return "skipped"
+        # Read here, in the claim's transaction: a database failure then undoes the claim and
+        # the attempt is sent again, where inside the executor it would pass for the agent's
+        # own failure and escalate (seen in `make chaos`, connections dropped mid-step).
+        spec = _spec(step_run)
         if step_run.agent.kind in INLINE_KINDS:
-            return _record_locked(run, step_run, token, _execute(step_run))
+            return _record_locked(run, step_run, token, _execute(step_run, spec))
     keeper = LeaseKeeper(step_run_id, token)
     keeper.start()
     try:
-        outcome = _execute(step_run)
+        outcome = _execute(step_run, spec)
     finally:
         keeper.stop()
     # A long agent call may have outlived the connection (server restart, idle timeout). A
@@ -163,19 +167,36 @@ def execute_step(step_run_id: int) -> str:
     return record(step_run_id, token, outcome)
 
 
-def _execute(step_run: StepRun):
-    """The agent's decision, or the failure that stands for it (never raises)."""
+def _spec(step_run: StepRun):
+    """The executor's spec of the agent version, or the failure that stands for it (a
+    connection whose secret no longer decrypts, say). Database errors propagate."""
     try:
-        spec = agent_spec(step_run.agent_version)
+        return agent_spec(step_run.agent_version)
+    except DatabaseError:
+        raise
+    except Exception as exc:
+        return _internal_error(step_run, exc)
+
+
+def _execute(step_run: StepRun, spec):
+    """The agent's decision, or the failure that stands for it (never raises)."""
+    if isinstance(spec, StepFailure):
+        return spec
+    try:
         return run_agent(spec, step_run.input)
     except (StepFailure, AwaitingPerson) as exc:
         return exc
-    except Exception as exc:  # a bug in an executor must still reach a person
-        log.exception("step %s: executor error", step_run.pk)
-        problem = f"internal error in the {step_run.agent.kind} executor: {type(exc).__name__}"
-        outcome = StepFailure(f"{problem}: {exc}"[:500])
-        outcome.kind = "out_of_scope"
-        return outcome
+    except Exception as exc:
+        return _internal_error(step_run, exc)
+
+
+def _internal_error(step_run: StepRun, exc: Exception) -> StepFailure:
+    """A bug, or a broken setting, must still reach a person: out of scope, with the error."""
+    log.exception("step %s: executor error", step_run.pk)
+    problem = f"internal error in the {step_run.agent.kind} executor: {type(exc).__name__}"
+    outcome = StepFailure(f"{problem}: {exc}"[:500])
+    outcome.kind = "out_of_scope"
+    return outcome
 
 
 def record(step_run_id: int, token: uuid.UUID, outcome) -> str:

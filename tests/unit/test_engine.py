@@ -493,3 +493,49 @@ def test_new_attempts_count_as_sent_and_a_failed_send_leaves_them_to_the_sweeper
     assert published == [(sent.pk,)]
     assert sent.dispatched_at is not None
     assert dispatch.sweep()["due"] == 0
+
+
+def test_a_database_failure_before_the_agent_runs_leaves_the_attempt_to_run_again(
+    team, demo_people, kyc, credit, monkeypatch
+):
+    """Connections dropped between the claim and the agent (make chaos) are the system's
+    failure, not the agent's: the claim is undone and the attempt runs again, no escalation."""
+    from django.db import OperationalError
+
+    from agents.engine import execute
+
+    run = _start_one(sequential(team, demo_people, kyc, credit), demo_people)
+    step = StepRun.objects.get(run=run)
+    real = execute.agent_spec
+
+    def connection_dropped(version):
+        raise OperationalError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(execute, "agent_spec", connection_dropped)
+    with pytest.raises(OperationalError):
+        execute.execute_step(step.pk)
+    step.refresh_from_db()
+    assert (step.status, step.started_at) == (StepRun.Status.QUEUED, None)
+    assert not Escalation.objects.filter(run=run).exists()
+    assert not DecisionRecord.objects.filter(run_id=str(run.pk), event="step.started").exists()
+
+    monkeypatch.setattr(execute, "agent_spec", real)
+    assert execute.execute_step(step.pk) == "decided"
+
+
+def test_a_setting_that_breaks_the_agent_spec_escalates_with_the_error(
+    team, demo_people, kyc, credit, monkeypatch
+):
+    from agents.engine import execute
+
+    run = _start_one(sequential(team, demo_people, kyc, credit), demo_people)
+    step = StepRun.objects.get(run=run)
+
+    def undecryptable(version):
+        raise ValueError("the connection's secret no longer decrypts")
+
+    monkeypatch.setattr(execute, "agent_spec", undecryptable)
+    assert execute.execute_step(step.pk) == "escalated"
+    escalation = Escalation.objects.get(run=run)
+    assert escalation.kind == "out_of_scope"
+    assert "no longer decrypts" in json.dumps(escalation.context)
