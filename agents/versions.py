@@ -17,6 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 
+from agents import connections
 from agents.definitions import DefinitionError, diff, fingerprint, validate_agent_definition
 from agents.models import Agent, AgentVersion, VersionStatus, Workflow, WorkflowVersion
 from governance import ledger
@@ -95,8 +96,6 @@ def _check_references(kind: DefinitionType, actor, definition: dict) -> None:
     a workflow's agents and followed workflows (`view`). Checked here, where every draft is
     saved, whatever page or API call saves it."""
     if kind is AGENT:
-        from agents import connections
-
         connections.check_usable(actor, definition)
         return
     steps = definition.get("steps") or []

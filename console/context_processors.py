@@ -9,8 +9,8 @@ def navigation(request):
     if user is None or not user.is_authenticated:
         return {}
     return {
-        # Worked out when a template shows the sidebar: htmx partials never do, and so never
-        # pay for its counts (the inbox count is a query).
+        # Worked out when a template shows the sidebar: htmx partials never do. (Its counts
+        # load after the page, from their own URLs: console.navigation.)
         "nav_sections": SimpleLazyObject(lambda: navigation_for(user, request.path)),
         "user_roles": sorted(role.value for role in roles_of(user)),
     }
