@@ -17,7 +17,8 @@ reused by later runs (the appends below add to it). Figures:
   the same indexes, no triggers) by the same number of writers with the same transaction size:
   no chain lock, no canonical JSON, no hashing. `_deferred`: each transaction's appends inside
   `ledger.deferred()` (written together at its end, the chain head locked for two statements);
-  baseline: the same rows in one multi-row INSERT per transaction.
+  baseline: the same rows in one INSERT per transaction, sent as the ledger sends them (one
+  array per column, unnest). Both sides' statements are prepared once per connection.
   Every commit waits for the disk (synchronous_commit on), except in
   `ledger_append_4w_1pt_async_commit`, where both sides commit without waiting (shows what the
   chain costs when the disk's flush latency is out of the way). Ledger and baseline runs
@@ -153,7 +154,7 @@ def plain_rows(writer: int, docs: list[dict]) -> list[list]:
     for n, doc in enumerate(docs):
         event, kwargs = append_args(doc)
         actor, body = kwargs.pop("actor"), kwargs.pop("body")
-        document, columns = ledger._prepare(event, actor, body, None, None, kwargs)
+        document, columns, _ = ledger._prepare(event, actor, body, None, None, kwargs)
         columns["recorded_at"] = timezone.now()
         document["seq"] = writer * 10**12 + n
         document["recorded_at"] = ledger._iso(columns["recorded_at"])
@@ -202,14 +203,23 @@ def writer_process(kind, writer, seq_base, per_txn, sync, batched, seconds, barr
             event, kwargs = calls[i % len(calls)]
             ledger.append(event, **kwargs)
     else:
+        import psycopg
+
         rows = plain_rows(writer, docs)
         fields = [f.column for f in DecisionRecord._meta.concrete_fields]
         at_seq, at_prev, at_hash = (fields.index(c) for c in ("seq", "prev_hash", "hash"))
         placeholders = ", ".join(["%s"] * len(fields))
         sql = f"INSERT INTO {PLAIN_TABLE} ({', '.join(fields)}) VALUES ({placeholders})"
+        # As the ledger writes a deferred block: one array per column, a statement prepared once.
+        many_sql = ledger._insert_many_sql().replace("governance_decisionrecord", PLAIN_TABLE)
+        many_sql = "INSERT" + many_sql.split(" INSERT", 1)[1]
         statement_time = [0.0]
 
         waiting = []
+
+        def plain_cursor():
+            connection.ensure_connection()
+            return psycopg.Cursor(connection.connection)
 
         def one(i):
             # Like the ledger's: seq rising, hashes spread over the whole index.
@@ -220,18 +230,14 @@ def writer_process(kind, writer, seq_base, per_txn, sync, batched, seconds, barr
             if batched:
                 waiting.append(row)
                 return
-            with connection.cursor() as cursor:
-                cursor.execute(sql, row)
+            with plain_cursor() as cursor:
+                cursor.execute(sql, row, prepare=True)
 
         def flush():
             if waiting:
-                many = (
-                    sql.rsplit(" VALUES ", 1)[0]
-                    + " VALUES "
-                    + ", ".join([f"({placeholders})"] * len(waiting))
-                )
-                with connection.cursor() as cursor:
-                    cursor.execute(many, [value for row in waiting for value in row])
+                arrays = [list(column) for column in zip(*waiting, strict=True)]
+                with plain_cursor() as cursor:
+                    cursor.execute(many_sql, arrays, prepare=True)
                 waiting.clear()
 
     done = 0

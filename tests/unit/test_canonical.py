@@ -1,6 +1,6 @@
 """The canonical JSON of ledger records: our fast path must print exactly rfc8785's bytes.
 
-Records are hashed over these bytes forever, so any difference between the json fast path and
+Records are hashed over these bytes forever, so any difference between the orjson fast path and
 RFC 8785 would make a record that no outside verifier reproduces. Hypothesis generates documents
 across the whole JSON domain, including the cases the fast path hands to rfc8785 (integral and
 tiny or huge floats, keys beyond the surrogate range, lone surrogates, control characters).
@@ -77,3 +77,44 @@ def test_tuples_and_big_integers_follow_rfc8785():
     assert canonical.canonical_bytes(pair) == rfc8785.dumps(pair) == b'{"t":[1,2]}'
     with pytest.raises(rfc8785.IntegerDomainError):
         canonical.canonical_bytes({"n": 2**60})
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(keys, documents, max_size=8))
+def test_the_check_finds_what_prints_alike_as_the_encoder_would(document):
+    """`ledger.append` passes what `check_json_value` found to `canonical_bytes(alike=...)`."""
+    try:
+        alike = canonical.check_json_value(document)
+    except canonical.CanonicalError:
+        return  # refused (a credential-like key): never encoded
+    assert alike == canonical.prints_alike(document)
+    wrapped = {"body": document, "event": "x"}
+    skipped = ("body",) if alike else ()
+    assert canonical.canonical_bytes(wrapped, alike=skipped) == rfc8785.dumps(wrapped)
+
+
+def test_the_check_names_the_path_of_a_refused_value():
+    with pytest.raises(canonical.CanonicalError) as refused:
+        canonical.check_json_value({"inputs": [{"a": 1}, {"b": {"amount": float("nan")}}]})
+    assert refused.value.path == "body.inputs[1].b.amount"
+    with pytest.raises(canonical.CanonicalError) as refused:
+        canonical.check_json_value({"inputs": [{"api_key": "x"}]}, "personal")
+    assert refused.value.path == "personal.inputs[0].api_key"
+
+
+def test_subclasses_pass_the_check_but_go_to_rfc8785():
+    class Name(str):
+        pass
+
+    document = {Name("k"): Name("v"), "n": True}
+    assert canonical.check_json_value(document) is False
+    assert canonical.canonical_bytes(document) == rfc8785.dumps(document)
+
+
+def test_nesting_deeper_than_orjson_takes_goes_to_rfc8785():
+    document: dict = {"a": []}
+    inner = document["a"]
+    for _ in range(300):
+        inner.append([])
+        inner = inner[0]
+    assert canonical.canonical_bytes(document) == rfc8785.dumps(document)

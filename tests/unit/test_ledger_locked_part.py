@@ -8,6 +8,7 @@ import pytest
 import rfc8785
 
 from governance import ledger
+from governance.actors import Actor, Ref
 from governance.models import DecisionRecord, LedgerHead
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.mark.parametrize("seq", [1, 9, 10, 123456, 2**53 - 1])
 def test_the_text_around_the_seq_is_the_rfc8785_text_with_that_seq(seq):
-    document, _ = ledger._prepare(
+    document, _, alike = ledger._prepare(
         "agent.decided",
         None,
         {"decision": "refer", "confidence": 0.5, "note": "Zoë's «case» \u2028 ok"},
@@ -24,8 +25,26 @@ def test_the_text_around_the_seq_is_the_rfc8785_text_with_that_seq(seq):
         {"team": ("3", "Équipe")},
     )
     document["recorded_at"] = "2026-01-01T00:00:00.000000Z"
-    before, after = ledger._canonical_around_seq(document)
+    before, after = ledger._canonical_around_seq(document, alike)
     assert before + str(seq).encode() + after == rfc8785.dumps({**document, "seq": seq})
+
+
+@pytest.mark.parametrize("confidence", [None, 1, 1.0, 0.5, 1e20, 2.5e-7, True, "high"])
+def test_what_prepare_says_prints_alike_gives_the_rfc8785_bytes(confidence):
+    class Name(str):
+        pass
+
+    document, _, alike = ledger._prepare(
+        "agent.decided",
+        Actor("agent", Name("7"), "Scorer"),
+        {"decision": Name("approve"), "confidence": confidence, "amount": 1e21, "n": 2},
+        None,
+        None,
+        {"team": ("3", "Équipe"), "run": 41, "agent": Ref(Name("9"), "x")},
+    )
+    document["recorded_at"] = "2026-01-01T00:00:00.000000Z"
+    before, after = ledger._canonical_around_seq(document, alike)
+    assert before + b"12" + after == rfc8785.dumps({**document, "seq": 12})
 
 
 def test_the_stored_record_is_what_append_returns():
