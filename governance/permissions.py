@@ -14,7 +14,9 @@ field (`owner_team_field`).
 
 from __future__ import annotations
 
-from django.db import models
+from functools import cache
+
+from django.db import connection, models
 
 from governance.models import Team
 from governance.roles import Role, roles_of
@@ -80,13 +82,74 @@ class RestrictedQuerySet(models.QuerySet):
 
 
 def allows(user, action: str, obj) -> bool:
-    """Whether `user` may take `action` on `obj` (one query; pages use restrict instead)."""
-    return type(obj).objects.restrict(user, action).filter(pk=obj.pk).exists()
+    """Whether `user` may take `action` on `obj`: what `restrict` answers, in one query."""
+    if action not in type(obj).ACTIONS:
+        raise ValueError(f"{type(obj).__name__} has no action {action!r}; one of {obj.ACTIONS}")
+    return action in allowed_actions(user, obj)
 
 
 def allowed_actions(user, obj) -> set[str]:
-    """Every action `user` may take on `obj` (one query per action; for a single object page)."""
-    return {action for action in type(obj).ACTIONS if allows(user, action, obj)}
+    """Every action `user` may take on `obj`, as `restrict` decides each, in one query.
+
+    Building `restrict`'s union and asking it about one object cost 2.9 ms of Python per
+    action (bench/engine.py start latency), and an object's page asked for each action.
+    """
+    model = type(obj)
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return set()
+    roles = roles_of(user)
+    exists, owned, codenames = False, False, set()
+    with connection.cursor() as cursor:
+        cursor.execute(_access_sql(model), {"user": user.pk, "object": obj.pk})
+        for kind, name in cursor.fetchall():
+            if kind == "object":
+                exists = True
+            elif kind == "owner":
+                owned = True
+            else:
+                codenames.add(name)
+    if not exists:
+        return set()
+    if Role.ADMIN in roles:
+        return set(model.ACTIONS)
+    everywhere = {action for role in roles for action in EVERYWHERE.get(role, ())}
+    granted = {action for action in model.ACTIONS if codename(action, model) in codenames}
+    defaults = {a for a in model.ACTIONS if owned and roles & ROLE_DEFAULTS.get(a, frozenset())}
+    actions = (everywhere & set(model.ACTIONS)) | granted | defaults
+    if granted and "view" in model.ACTIONS:
+        actions.add("view")  # any grant on an object lets its holder see it
+    return actions
+
+
+@cache
+def _access_sql(model) -> str:
+    """Rows saying the object exists, that one of the user's teams owns it, and each permission
+    the user holds on it by a grant to them or to one of their teams."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    quote = connection.ops.quote_name
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    team_column = quote(model._meta.get_field(model.owner_team_field).column)
+    memberships = get_user_model().groups.through._meta.db_table
+    user_grants, group_grants = (quote(m._meta.db_table) for m in model.grant_models())
+    return f"""
+        SELECT 'object', NULL FROM {table} WHERE {pk} = %(object)s
+        UNION ALL
+        SELECT 'owner', NULL FROM {table} o
+            JOIN {quote(Team._meta.db_table)} t ON t.id = o.{team_column}
+            JOIN {quote(memberships)} m ON m.group_id = t.group_id
+            WHERE o.{pk} = %(object)s AND m.user_id = %(user)s
+        UNION ALL
+        SELECT 'grant', p.codename FROM {user_grants} g
+            JOIN {quote(Permission._meta.db_table)} p ON p.id = g.permission_id
+            WHERE g.content_object_id = %(object)s AND g.user_id = %(user)s
+        UNION ALL
+        SELECT 'grant', p.codename FROM {group_grants} g
+            JOIN {quote(Permission._meta.db_table)} p ON p.id = g.permission_id
+            JOIN {quote(memberships)} m ON m.group_id = g.group_id
+            WHERE g.content_object_id = %(object)s AND m.user_id = %(user)s
+    """  # noqa: S608
 
 
 def denied(obj, action: str, message: str = ""):
