@@ -77,6 +77,7 @@ def periodic_tasks() -> dict:
         # (broker down), and retries whose backoff ended. It is what makes a crash safe.
         "engine-sweep": {"task": "agents.engine.sweep", "schedule": 5.0},
         "engine-schedules": {"task": "agents.engine.fire_schedules", "schedule": 60.0},
+        "export-retention": {"task": "governance.tasks.remove_expired_exports", "schedule": 3600.0},
     }
 
 

@@ -45,6 +45,8 @@ STEWARD_LEDGER_MAX_RECORD_BYTES = env.int(
 STEWARD_LEDGER_PREPARED = env.bool("STEWARD_LEDGER_PREPARED", default=True)
 # Processes `verify_ledger` verifies a long ledger with, ranges at once (1: one process).
 STEWARD_VERIFY_WORKERS = env.int("STEWARD_VERIFY_WORKERS", os.cpu_count() or 1, minimum=1)
+# Background export files (they hold decisions outside the ledger) are removed after this.
+STEWARD_EXPORT_RETENTION_HOURS = env.int("STEWARD_EXPORT_RETENTION_HOURS", 7 * 24, minimum=1)
 
 if not DEBUG:
     if SECRET_KEY == DEFAULT_SECRET_KEY:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -189,6 +190,7 @@ def export_job(request, job_id: int):
         "job": job,
         "stalled": jobs.is_stalled(job),
         "summary": filter_summary(job.filters),
+        "retention_hours": settings.STEWARD_EXPORT_RETENTION_HOURS,
     }
     partial = bool(getattr(request, "htmx", False)) and not request.htmx.history_restore_request
     template = "governance/exports/_job_status.html" if partial else "governance/exports/job.html"
@@ -201,6 +203,9 @@ def export_job(request, job_id: int):
 @require_safe
 def download_export(request, job_id: int):
     job = _job_or_404(request.user, job_id)
+    if job.status == ExportJob.Status.EXPIRED:  # its page says why and what to do
+        messages.info(request, "This export's file was removed after the retention period.")
+        return redirect(job)
     if job.status != ExportJob.Status.DONE or not job.file_path:
         raise Http404("This export has no file yet.")
     path = Path(job.file_path)

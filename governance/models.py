@@ -176,6 +176,7 @@ class ExportJob(models.Model):
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"  # done, its file removed after the retention period
 
     class Format(models.TextChoices):
         CSV = "csv", "CSV"
@@ -212,7 +213,7 @@ class ExportJob(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED)
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.EXPIRED)
 
     @property
     def percent(self) -> int:

@@ -29,3 +29,12 @@ def run_export_job(job_id: int) -> None:
     from governance.exports.jobs import run_job
 
     run_job(job_id)
+
+
+@shared_task(name="governance.tasks.remove_expired_exports")
+def remove_expired_exports() -> int:
+    """Remove export files past STEWARD_EXPORT_RETENTION_HOURS (beat, hourly)."""
+    from governance.exports.retention import remove_expired
+
+    removed = remove_expired()
+    return removed.expired_jobs + removed.leftover_files
