@@ -16,7 +16,7 @@ reused by later runs (the appends below add to it). Figures:
   plain INSERTs of the same rows (same columns and values, into a copy of the ledger table with
   the same indexes, no triggers) by the same number of writers with the same transaction size:
   no chain lock, no canonical JSON, no hashing. `_deferred`: each transaction's appends inside
-  `ledger.deferred()` (written together at its end, the chain head locked for two statements);
+  `ledger.deferred()` (written together at its end, chained in the server by one statement);
   baseline: the same rows in one INSERT per transaction, sent as the ledger sends them (one
   array per column, unnest). Both sides' statements are prepared once per connection.
   Every commit waits for the disk (synchronous_commit on), except in
@@ -174,6 +174,14 @@ def plain_rows(writer: int, docs: list[dict]) -> list[list]:
     return rows
 
 
+def array_type(field) -> str:
+    from django.db import connection
+
+    if field.get_internal_type() in ("CharField", "TextField"):
+        return "text"
+    return field.db_type(connection)
+
+
 def writer_process(kind, writer, seq_base, per_txn, sync, batched, seconds, barrier, results):
     """One writer: transactions of `per_txn` appends (or plain INSERTs) for `seconds`;
     `batched`: each transaction's records go in together (deferred appends, or one INSERT of
@@ -210,9 +218,9 @@ def writer_process(kind, writer, seq_base, per_txn, sync, batched, seconds, barr
         at_seq, at_prev, at_hash = (fields.index(c) for c in ("seq", "prev_hash", "hash"))
         placeholders = ", ".join(["%s"] * len(fields))
         sql = f"INSERT INTO {PLAIN_TABLE} ({', '.join(fields)}) VALUES ({placeholders})"
-        # As the ledger writes a deferred block: one array per column, a statement prepared once.
-        many_sql = ledger._insert_many_sql().replace("governance_decisionrecord", PLAIN_TABLE)
-        many_sql = "INSERT" + many_sql.split(" INSERT", 1)[1]
+        # As the ledger sends a deferred block: one array per column, a statement prepared once.
+        arrays = ", ".join(f"%b::{array_type(f)}[]" for f in DecisionRecord._meta.concrete_fields)
+        many_sql = f"INSERT INTO {PLAIN_TABLE} ({', '.join(fields)}) SELECT * FROM unnest({arrays})"
         statement_time = [0.0]
 
         waiting = []

@@ -72,9 +72,12 @@ def test_the_runtime_role_appends_signs_and_verifies(runtime_role):
     with transaction.atomic():
         record = ledger.append("test.as_runtime_role", actor=None, body={"n": 3})
     assert record.seq == 3
-    assert checkpoints.make_checkpoint("manual").seq == 3
+    with transaction.atomic(), ledger.deferred():  # the engine's way: chained in the server
+        batch = [ledger.append("test.as_runtime_role", actor=None, body={"n": n}) for n in (4, 5)]
+    assert [r.seq for r in batch] == [4, 5]
+    assert checkpoints.make_checkpoint("manual").seq == 5
     report = verify_chain()
-    assert (report.ok, report.head_seq, report.checkpoints_checked) == (True, 3, 2)
+    assert (report.ok, report.head_seq, report.checkpoints_checked) == (True, 5, 2)
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_user")
         assert cursor.fetchone()[0] == runtime_role

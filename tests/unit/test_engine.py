@@ -436,12 +436,14 @@ def test_a_rules_step_is_claimed_run_and_recorded_in_one_transaction(
         if sql.startswith("SELECT") and "FOR UPDATE" in sql
     ]
     if connection.features.has_select_for_update:
-        assert locked == ['"agents_run"', '"agents_steprun"', "governance_ledgerhead"]
-        # The chain head is locked last: after it only the records, the step's link to its
-        # decision record and the end of the transaction (other appenders wait for no more).
-        head = next(i for i, sql in enumerate(sqls) if "governance_ledgerhead" in sql)
+        assert locked == ['"agents_run"', '"agents_steprun"']
+        # The chain head is locked last, by the statement that chains and inserts the step's
+        # records (steward_ledger_chain): after it only the step's link to its decision record
+        # and the end of the transaction (other appenders wait for no more).
+        head = next(i for i, sql in enumerate(sqls) if "steward_ledger_chain" in sql)
+        assert not any("governance_ledgerhead" in sql for sql in sqls[:head])
         after = [" ".join(sql.split()[:2]) for sql in sqls[head + 1 :]]
-        assert after == ["WITH head", 'UPDATE "agents_steprun"', "RELEASE SAVEPOINT"], after
+        assert after == ['UPDATE "agents_steprun"', "RELEASE SAVEPOINT"], after
     step.refresh_from_db()
     assert step.status == StepRun.Status.SUCCEEDED
     assert step.started_at is not None

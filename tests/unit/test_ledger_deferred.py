@@ -7,7 +7,7 @@ import pytest
 from django.db import connection, transaction
 
 from governance import ledger
-from governance.models import DecisionRecord
+from governance.models import DecisionRecord, LedgerHead
 from governance.verify import verify_chain
 
 pytestmark = pytest.mark.django_db
@@ -99,4 +99,30 @@ def test_the_chain_head_is_not_locked_until_the_block_ends():
     events = list(DecisionRecord.objects.order_by("seq").values_list("event", flat=True))
     assert events == ["test.other", "test.mine"]
     assert mine.seq == 2
+    assert verify_chain(workers=1).ok
+
+
+def test_a_block_of_any_text_is_chained_as_python_chains_it():
+    """On PostgreSQL the block is chained in the server (steward_ledger_chain): its bytes and
+    hashes must be exactly what chain_hash computes, whatever the text holds."""
+    texts = ["Zoë", "«naïve» café", "\u2028 line separator", "emoji \U0001f600", 'tab\t"q"\\']
+    with transaction.atomic(), ledger.deferred():
+        records = [
+            ledger.append("test.text", actor=None, body={"note": text, "n": n}, run=("r", text))
+            for n, text in enumerate(texts * 30)  # a block of 150
+        ]
+    previous = (
+        DecisionRecord.objects.get(seq=records[0].seq - 1).hash
+        if records[0].seq > 1
+        else (ledger.GENESIS_HASH)
+    )
+    for record in records:
+        stored = DecisionRecord.objects.get(seq=record.seq)
+        assert stored.prev_hash == previous
+        assert stored.hash == ledger.chain_hash(previous, stored.canonical.encode()) == record.hash
+        assert stored.canonical == record.canonical
+        previous = stored.hash
+    assert [r.seq for r in records] == list(range(records[0].seq, records[0].seq + len(records)))
+    head = LedgerHead.objects.get(chain=ledger.CHAIN)  # the chain head row moved with them
+    assert (head.seq, head.hash) == (records[-1].seq, records[-1].hash)
     assert verify_chain(workers=1).ok
