@@ -109,6 +109,28 @@ class Env:
 _POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql"}
 
 
+def _postgres_options(options: dict, url: str) -> dict:
+    """Options of the query string as Django's PostgreSQL backend wants them: libpq's stay
+    text; psycopg's `prepare_threshold` is a number or none (as text it broke every prepared
+    statement: '>=' between int and str), `server_side_binding` a boolean."""
+    if "prepare_threshold" in options:
+        value = options["prepare_threshold"].strip().lower()
+        if value in ("", "none", "null"):
+            options["prepare_threshold"] = None
+        elif value.isdigit():
+            options["prepare_threshold"] = int(value)
+        else:
+            raise ValueError(
+                f"prepare_threshold must be a whole number or none in {_redact(url)!r}"
+            )
+    if "server_side_binding" in options:
+        value = options["server_side_binding"].strip().lower()
+        if value not in _TRUE | _FALSE:
+            raise ValueError(f"server_side_binding must be true or false in {_redact(url)!r}")
+        options["server_side_binding"] = value in _TRUE
+    return options
+
+
 def parse_database_url(url: str) -> dict:
     """Turn a DATABASE_URL into a Django DATABASES entry.
 
@@ -126,7 +148,7 @@ def parse_database_url(url: str) -> dict:
             port = parts.port
         except ValueError:
             raise ValueError(f"port is not a number in {_redact(url)!r}") from None
-        options = dict(parse_qsl(parts.query))
+        options = _postgres_options(dict(parse_qsl(parts.query)), url)
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": name,

@@ -60,6 +60,22 @@ def test_postgres_url_becomes_a_django_database():
     assert db["OPTIONS"] == {"sslmode": "require"}
 
 
+def test_psycopg_options_of_a_postgres_url_get_their_types():
+    """As text, prepare_threshold broke every prepared statement ('>=' between int and str):
+    the ledger's statements failed in workers handed a DATABASE_URL that carried it."""
+    base = "postgres://app@db/steward"
+    assert parse_database_url(f"{base}?prepare_threshold=5")["OPTIONS"] == {"prepare_threshold": 5}
+    assert parse_database_url(f"{base}?prepare_threshold=None")["OPTIONS"] == {
+        "prepare_threshold": None
+    }
+    binding = parse_database_url(f"{base}?server_side_binding=false&sslmode=require")
+    assert binding["OPTIONS"] == {"server_side_binding": False, "sslmode": "require"}
+    with pytest.raises(ValueError, match="prepare_threshold must be a whole number"):
+        parse_database_url(f"{base}?prepare_threshold=lots")
+    with pytest.raises(ValueError, match="server_side_binding must be true or false"):
+        parse_database_url(f"{base}?server_side_binding=maybe")
+
+
 def test_sqlite_urls_absolute_and_relative():
     assert parse_database_url("sqlite:////tmp/s.sqlite3")["NAME"] == "/tmp/s.sqlite3"
     assert parse_database_url("sqlite:///var/s.sqlite3")["NAME"] == "var/s.sqlite3"
