@@ -20,6 +20,11 @@ def celery_config(conf) -> dict:
         "result_serializer": "json",
         "accept_content": ["json"],
         "result_accept_content": ["json"],
+        # Celery's Django fixup closes every database connection before and after every task
+        # unless this is set: each step then opened a PostgreSQL connection (and re-prepared
+        # its statements), 12 of its 25 ms (bench/engine.py). console.celery closes what
+        # Django would close after a request instead (CONN_MAX_AGE, broken connections).
+        "CELERY_DB_REUSE_MAX": 2**31,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_time_limit": conf.CELERY_TASK_TIME_LIMIT,
