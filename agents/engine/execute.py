@@ -80,9 +80,13 @@ def _lock(step_run_id: int) -> tuple[Run, StepRun] | None:
     return run, step_run
 
 
-def _claim_locked(run: Run, step_run: StepRun) -> uuid.UUID | None:
+_CLAIM_FIELDS = ["status", "lease_token", "lease_expires_at", "started_at"]
+
+
+def _claim_locked(run: Run, step_run: StepRun, *, persist: bool = True) -> uuid.UUID | None:
     """Take the attempt (rows locked by the caller): a fresh lease token, or None when it is
-    not ours to run."""
+    not ours to run. `persist=False`: the caller records the attempt in the same transaction
+    and saves the claim with it (one UPDATE of the step instead of two)."""
     now = timezone.now()
     if step_run.status == StepRun.Status.RUNNING:
         if step_run.lease_expires_at and step_run.lease_expires_at > now:
@@ -102,7 +106,8 @@ def _claim_locked(run: Run, step_run: StepRun) -> uuid.UUID | None:
     step_run.lease_token = token
     step_run.lease_expires_at = now + timedelta(seconds=lease_seconds())
     step_run.started_at = step_run.started_at or now
-    step_run.save(update_fields=["status", "lease_token", "lease_expires_at", "started_at"])
+    if persist:
+        step_run.save(update_fields=_CLAIM_FIELDS)
     if first_claim:
         append_step("step.started", step_run, {"attempt": step_run.attempt})
     return token
@@ -145,15 +150,19 @@ def execute_step(step_run_id: int) -> str:
         if locked is None:
             return "skipped"
         run, step_run = locked
-        token = _claim_locked(run, step_run)
+        inline = step_run.agent.kind in INLINE_KINDS
+        token = _claim_locked(run, step_run, persist=not inline)
         if token is None:
             return "skipped"
         # Read here, in the claim's transaction: a database failure then undoes the claim and
         # the attempt is sent again, where inside the executor it would pass for the agent's
         # own failure and escalate (seen in `make chaos`, connections dropped mid-step).
         spec = _spec(step_run)
-        if step_run.agent.kind in INLINE_KINDS:
-            return _record_locked(run, step_run, token, _execute(step_run, spec))
+        if inline:
+            outcome = _execute(step_run, spec)
+            if isinstance(outcome, (StepFailure, AwaitingPerson)):
+                step_run.save(update_fields=_CLAIM_FIELDS)  # a decision's save includes it
+            return _record_locked(run, step_run, token, outcome)
     keeper = LeaseKeeper(step_run_id, token)
     keeper.start()
     try:
@@ -223,6 +232,9 @@ def _record_locked(run: Run, step_run: StepRun, token: uuid.UUID, outcome) -> st
     return _record_decision(run, step_run, outcome)
 
 
+_DECISION_FIELDS = ["output", "decision", "confidence", "rationale", "finished_at", "decision_seq"]
+
+
 def _record_decision(run: Run, step_run: StepRun, decision) -> str:
     from agents.engine import advance
 
@@ -234,7 +246,7 @@ def _record_decision(run: Run, step_run: StepRun, decision) -> str:
     step_run.finished_at = timezone.now()
     record = append_step("agent.decided", step_run, decision.as_body())
     step_run.decision_seq = record.seq  # None until the deferred records are written
-    step_run.save()
+    step_run.save(update_fields=[*_CLAIM_FIELDS, *_DECISION_FIELDS])
     if record.seq is None:
         ledger.when_written(
             record,
