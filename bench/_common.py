@@ -7,11 +7,15 @@ and created anew (the ledger is append-only, so a fresh database is the only way
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import random
+import secrets
+import shutil
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -237,3 +241,33 @@ def fill_ledger(count: int, *, seed: int = 7, batch: int = 20000) -> float:
             )
             cursor.execute("ANALYZE governance_decisionrecord")
     return time.perf_counter() - started
+
+
+def production_settings() -> None:
+    """DEBUG off, with the settings console/settings.py then requires, made up for this run
+    (unless DEBUG is set true in the environment)."""
+    if os.environ.get("DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
+        return
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    var = Path(tempfile.mkdtemp(prefix="steward-bench-"))
+    atexit.register(shutil.rmtree, var, ignore_errors=True)
+    signing_key = var / "signing-key.pem"
+    signing_key.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    os.environ.pop("STEWARD_DEMO_PASSWORD", None)  # the published default is refused
+    os.environ.update(
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        ALLOWED_HOSTS="localhost",
+        STEWARD_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        STEWARD_SIGNING_KEY=str(signing_key),
+        STEWARD_VAR_DIR=str(var),
+    )

@@ -15,6 +15,10 @@ Figures, each next to its baseline from the same run:
 - engine_start_latency_p50_ms / _p95_ms: API POST /api/v1/workflows/{id}/runs/ until the
   response (the run row, its ledger record and its first step committed and sent to the
   broker); baseline: a bare Django view inserting one row, same middleware.
+
+Settings are production's (bench/_common.py `production_settings`: DEBUG off, made-up keys),
+in this process, the webhook senders and the workers; DEBUG=true in the environment measures
+the development settings instead.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import sys
 import time
 import uuid
 
-from _common import ROOT, bench_line, setup_django
+from _common import ROOT, bench_line, production_settings, setup_django
 
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
@@ -206,7 +210,7 @@ def _post_webhooks(slug, secret, first, count, queue, out, ready, go) -> None:
     client = Client(HTTP_HOST="localhost")
     # Warm up (imports, URL resolver, connections: seconds in a new process), then wait for
     # the others, so the figure counts requests, not process starts.
-    client.post(f"/hooks/{slug}/", data=b"{}", content_type="application/json")
+    client.post(f"/hooks/{slug}/", data=b"{}", content_type="application/json", secure=True)
     ready.wait()
     go.wait()
     run_ids = []
@@ -215,6 +219,7 @@ def _post_webhooks(slug, secret, first, count, queue, out, ready, go) -> None:
         stamp = int(time.time())
         response = client.post(
             f"/hooks/{slug}/",
+            secure=True,  # production redirects HTTP
             data=body,
             content_type="application/json",
             HTTP_X_STEWARD_TIMESTAMP=str(stamp),
@@ -326,12 +331,14 @@ def start_latency(single) -> None:
     ours, base = [], []
     for i in range(LATENCY_SAMPLES):
         began = time.perf_counter()
-        response = client.post(url, data={"input": {"amount": i}}, content_type="application/json")
+        response = client.post(
+            url, data={"input": {"amount": i}}, content_type="application/json", secure=True
+        )
         ours.append(time.perf_counter() - began)
         if response.status_code not in (200, 201, 202):
             raise SystemExit(f"{url} answered {response.status_code}: {response.content[:300]}")
         began = time.perf_counter()
-        client.post("/bench/insert/")
+        client.post("/bench/insert/", secure=True)
         base.append(time.perf_counter() - began)
     for label, q in (("p50", 50), ("p95", 95)):
         mine = statistics.quantiles(ours, n=100)[q - 1] * 1000
@@ -346,11 +353,14 @@ def _people():
 
 
 def main() -> None:
+    production_settings()  # as deployed; workers and senders inherit the environment
     setup_django(fresh=True, suffix="_bench_engine")
     from django.conf import settings
 
     if not settings.CELERY_BROKER_URL.startswith("redis"):
         raise SystemExit("the engine benchmark needs Redis: set CELERY_BROKER_URL=redis://...")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"# DEBUG={settings.DEBUG}; load average {load}", flush=True)
     from console.celery import app
     from console.management.commands.seed_demo import seed_people
 

@@ -41,20 +41,15 @@ proves the constancy for 10 and 500 objects). Plans are printed as `#` lines.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import random
-import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from _common import bench_line, setup_django
+from _common import bench_line, production_settings, setup_django
 
 SUFFIX = "_bench_rbac"
 TEAMS = 50
@@ -399,36 +394,6 @@ def _agent_query(sqls: list[str]) -> str:
         sql
         for sql in sqls
         if sql.lstrip().upper().startswith("SELECT") and 'FROM "agents_agent"' in sql
-    )
-
-
-def production_settings() -> None:
-    """DEBUG off, with the settings console/settings.py then requires, made up for this run
-    (unless DEBUG is set true in the environment)."""
-    if os.environ.get("DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
-        return
-    from cryptography.fernet import Fernet
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    var = Path(tempfile.mkdtemp(prefix="steward-bench-rbac-"))
-    atexit.register(shutil.rmtree, var, ignore_errors=True)
-    signing_key = var / "signing-key.pem"
-    signing_key.write_bytes(
-        Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    os.environ.pop("STEWARD_DEMO_PASSWORD", None)  # the published default is refused
-    os.environ.update(
-        DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(64),
-        ALLOWED_HOSTS="localhost",
-        STEWARD_ENCRYPTION_KEY=Fernet.generate_key().decode(),
-        STEWARD_SIGNING_KEY=str(signing_key),
-        STEWARD_VAR_DIR=str(var),
     )
 
 
