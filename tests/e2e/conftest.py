@@ -15,6 +15,14 @@ import pytest
 
 from tests.conftest import CHROMIUM
 
+# Real Celery workers for the browser tests that follow runs (the fixtures of the worker tests).
+from tests.integration.conftest import (  # noqa: F401
+    celery_queue,
+    celery_worker,
+    celery_worker_env,
+    celery_workers,
+)
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
