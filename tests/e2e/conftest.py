@@ -63,10 +63,10 @@ def browser(_allow_database_beside_playwright_loop):
         browser.close()
 
 
-@pytest.fixture
-def page(browser, live_server):
-    """A fresh browser context (no cookies) on the live server; `page.console_errors` lists
-    the console errors and uncaught exceptions the pages produced (CSP violations among them)."""
+def open_page(browser, live_server):
+    """A fresh browser context (no cookies) on the live server and a page in it;
+    `page.console_errors` lists the console errors and uncaught exceptions the pages produced
+    (CSP violations among them). Close the context when done."""
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
@@ -74,6 +74,30 @@ def page(browser, live_server):
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
     page.console_errors = errors
+    return context, page
+
+
+def sign_in(page, username: str, password: str) -> None:
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+def signed_in(browser, live_server, username: str):
+    """(context, page) of a persona signed in with the demo password, for tests with several
+    people at once."""
+    from django.conf import settings
+
+    context, page = open_page(browser, live_server)
+    sign_in(page, username, settings.STEWARD_DEMO_PASSWORD)
+    return context, page
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context, page = open_page(browser, live_server)
     yield page
     context.close()
 

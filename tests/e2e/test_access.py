@@ -8,26 +8,13 @@ import csv
 import io
 
 import pytest
-from django.conf import settings
 from playwright.sync_api import expect
 
 from governance.models import DecisionRecord, Team
 from tests.agent_factories import make_agent
-from tests.e2e.test_login import sign_in
+from tests.e2e.conftest import signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _signed_in(browser, live_server, username):
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
-    page.console_errors = errors
-    sign_in(page, username, settings.STEWARD_DEMO_PASSWORD)
-    return context, page
 
 
 def test_admin_grants_and_revokes_on_the_access_tab_and_access_follows(
@@ -35,8 +22,8 @@ def test_admin_grants_and_revokes_on_the_access_tab_and_access_follows(
 ):
     agent = make_agent(demo_people["builder"], Team.objects.get(name="Onboarding"))
     grantee = demo_people["builder2"]  # a builder of Support: no access to Onboarding's agent
-    admin_context, admin = _signed_in(browser, live_server, "admin")
-    other_context, other = _signed_in(browser, live_server, "builder2")
+    admin_context, admin = signed_in(browser, live_server, "admin")
+    other_context, other = signed_in(browser, live_server, "builder2")
     try:
         assert other.goto(agent.get_absolute_url()).status == 404
         assert "Credit limit" not in other.goto("/agents/").text()
@@ -85,7 +72,7 @@ def test_compliance_officer_filters_exports_and_signs_off_the_access_review(
     browser, live_server, demo_people
 ):
     make_agent(demo_people["builder"], Team.objects.get(name="Onboarding"))
-    context, page = _signed_in(browser, live_server, "compliance")
+    context, page = signed_in(browser, live_server, "compliance")
     try:
         page.goto("/")
         page.get_by_role("link", name="Access review").first.click()

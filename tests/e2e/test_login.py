@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -27,14 +27,6 @@ PERSONAS = {
 }
 
 BUILDER_TEAMS = {"builder": "Onboarding", "builder2": "Support"}
-
-
-def sign_in(page, username: str, password: str) -> None:
-    page.goto("/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
 
 
 @pytest.mark.parametrize("persona", PERSONAS)

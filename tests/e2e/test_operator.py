@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from agents.models import Run
 from console.demo import seed_definitions
-from tests.e2e.test_access import _signed_in
+from tests.e2e.conftest import signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -35,8 +35,8 @@ def test_an_operator_starts_a_run_and_watches_it_finish_and_an_approver_resolves
 ):
     flows = seed_definitions()
     onboarding = flows["sequential"]
-    operator_context, operator = _signed_in(browser, live_server, "operator")
-    approver_context, approver = _signed_in(browser, live_server, "approver")
+    operator_context, operator = signed_in(browser, live_server, "operator")
+    approver_context, approver = signed_in(browser, live_server, "approver")
     try:
         start_onboarding(
             operator,
