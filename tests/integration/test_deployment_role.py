@@ -45,6 +45,10 @@ def runtime_role(db):
         cursor.execute("SELECT current_user")
         (owner,) = cursor.fetchone()
         cursor.execute(f"CREATE ROLE {role} NOLOGIN")
+        # A hardened database grants no function to PUBLIC: the guide's grants must suffice.
+        cursor.execute(
+            "REVOKE EXECUTE ON FUNCTION steward_ledger_chain(text, text[], text[]) FROM PUBLIC"
+        )
         for statement in runtime_role_sql():
             statement = re.sub(r"\bsteward_app\b", role, statement)
             cursor.execute(re.sub(r"\bsteward_owner\b", owner, statement))
