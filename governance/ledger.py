@@ -43,8 +43,12 @@ FORMAT_VERSION = 1
 CHAIN = "main"
 GENESIS_HASH = "0" * 64
 REF_NAMES = ("team", "workflow", "workflow_version", "agent", "agent_version", "run", "step")
+_REF_NAME_SET = frozenset(REF_NAMES)
 EVENT_MAX = 64
 SEQ_DIGITS = 16  # seq < 2**53: the most digits it takes in a record
+
+
+_NO_REF = Ref("", "")  # a reference not given: its columns stay empty
 
 
 class LedgerError(ValueError):
@@ -269,9 +273,9 @@ def _prepare(event, actor, body, personal, subject, refs) -> tuple[dict, dict, t
     each value is, instead of walking the document again)."""
     if type(event) is not str or not event or len(event) > EVENT_MAX:
         raise LedgerError("event", f"a non-empty name of at most {EVENT_MAX} characters")
-    unknown = set(refs) - set(REF_NAMES)
-    if unknown:
-        raise LedgerError("refs", f"unknown reference(s) {sorted(unknown)}; use {REF_NAMES}")
+    if not _REF_NAME_SET.issuperset(refs):
+        unknown = sorted(set(refs) - _REF_NAME_SET)
+        raise LedgerError("refs", f"unknown reference(s) {unknown}; use {REF_NAMES}")
     if not isinstance(body, dict):
         raise LedgerError("body", "must be a JSON object")
     try:
@@ -280,8 +284,8 @@ def _prepare(event, actor, body, personal, subject, refs) -> tuple[dict, dict, t
         raise LedgerError(exc.path, exc.problem) from None
     who: Actor = actor_of(actor)
     references: dict[str, Ref] = {}
-    for name in REF_NAMES:
-        ref = ref_of(refs.get(name))
+    for name, value in refs.items():
+        ref = ref_of(value)
         if ref is not None:
             references[name] = ref
     sealed = None
@@ -309,23 +313,22 @@ def _prepare(event, actor, body, personal, subject, refs) -> tuple[dict, dict, t
         "personal": sealed,
     }
 
-    def ref_column(name: str, attr: str) -> str:
-        ref = references.get(name)
-        return getattr(ref, attr)[:200] if ref else ""
-
+    team = references.get("team", _NO_REF)
+    workflow = references.get("workflow", _NO_REF)
+    agent = references.get("agent", _NO_REF)
     columns = {
         "recorded_at": timezone.now(),
         "event": event,
         "actor_type": who.type,
         "actor_id": who.id[:64],
         "actor_name": who.name[:200],
-        "team_id": ref_column("team", "id")[:64],
-        "team_name": ref_column("team", "name"),
-        "workflow_id": ref_column("workflow", "id")[:64],
-        "workflow_name": ref_column("workflow", "name"),
-        "agent_id": ref_column("agent", "id")[:64],
-        "agent_name": ref_column("agent", "name"),
-        "run_id": ref_column("run", "id")[:64],
+        "team_id": team.id[:64],
+        "team_name": team.name[:200],
+        "workflow_id": workflow.id[:64],
+        "workflow_name": workflow.name[:200],
+        "agent_id": agent.id[:64],
+        "agent_name": agent.name[:200],
+        "run_id": references.get("run", _NO_REF).id[:64],
         "decision": decision,
         "confidence": confidence,
         "subject_id": sealed["subject"] if sealed else "",
@@ -333,7 +336,7 @@ def _prepare(event, actor, body, personal, subject, refs) -> tuple[dict, dict, t
     alike = ["v", "event", "decision", "recorded_at"]  # strings (or None) and an int
     if body_alike:
         alike.append("body")
-    if all(type(text) is str for text in (who.type, who.id, who.name)):
+    if type(who.type) is str and type(who.id) is str and type(who.name) is str:
         alike.append("actor")
     if all(type(ref.id) is str and type(ref.name) is str for ref in references.values()):
         alike.append("refs")
@@ -345,7 +348,10 @@ def _prepare(event, actor, body, personal, subject, refs) -> tuple[dict, dict, t
 
 
 def _iso(moment) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """2026-11-22T05:49:10.000123Z (isoformat: a fifth of strftime's time)."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _canonical_around_seq(document: dict, alike: tuple[str, ...] = ()) -> tuple[bytes, bytes]:

@@ -13,6 +13,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     head_seq bigint;
     head_hash varchar;
+    head_bytes bytea;
     total integer := coalesce(array_length(p_before, 1), 0);
 BEGIN
     IF total <> coalesce(array_length(p_after, 1), 0) THEN
@@ -24,15 +25,15 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'the ledger head row is missing: run `python manage.py migrate`';
     END IF;
+    head_bytes := decode(head_hash, 'hex');
     FOR i IN 1 .. total LOOP
         o_n := i;
         o_seq := head_seq + i;
         o_prev_hash := head_hash;
         o_canonical := p_before[i] || o_seq::text || p_after[i];
-        o_hash := encode(
-            sha256(decode(head_hash, 'hex') || convert_to(o_canonical, 'UTF8')), 'hex'
-        );
-        head_hash := o_hash;
+        head_bytes := sha256(head_bytes || convert_to(o_canonical, 'UTF8'));
+        head_hash := encode(head_bytes, 'hex');
+        o_hash := head_hash;
         RETURN NEXT;
     END LOOP;
     UPDATE governance_ledgerhead h SET seq = head_seq + total, hash = head_hash
