@@ -40,23 +40,42 @@ def codename(action: str, model) -> str:
     return f"{action}_{model._meta.model_name}"
 
 
+# The rules of access, which `restrict` (lists) and `allowed_actions` (one object) both apply.
+
+
+def _check_action(model, action: str) -> None:
+    if action not in model.ACTIONS:
+        raise ValueError(f"{model.__name__} has no action {action!r}; one of {model.ACTIONS}")
+
+
+def _everywhere(roles) -> set[str]:
+    """Actions these roles hold on every object, whatever its team."""
+    return {action for role in roles for action in EVERYWHERE.get(role, ())}
+
+
+def _by_default(roles, action: str) -> bool:
+    """Whether these roles hold `action` on the objects their teams own."""
+    return bool(roles & ROLE_DEFAULTS.get(action, frozenset()))
+
+
+def _granting(model, action: str) -> list[str]:
+    """The permissions whose grant gives `action`: any grant on an object lets its holder see
+    it; otherwise only the action's own grant."""
+    if action == "view":
+        return [codename(a, model) for a in model.ACTIONS]
+    return [codename(action, model)]
+
+
 class RestrictedQuerySet(models.QuerySet):
     def restrict(self, user, action: str = "view") -> RestrictedQuerySet:
         model = self.model
-        actions = model.ACTIONS
-        if action not in actions:
-            raise ValueError(f"{model.__name__} has no action {action!r}; one of {actions}")
+        _check_action(model, action)
         if not getattr(user, "is_authenticated", False) or not user.is_active:
             return self.none()
         roles = roles_of(user)
-        if Role.ADMIN in roles:
+        if Role.ADMIN in roles or action in _everywhere(roles):
             return self
-        if any(action in EVERYWHERE.get(role, ()) for role in roles):
-            return self
-        # Any grant on an object lets its holder see it; otherwise only the action's own grant.
-        wanted = (
-            [codename(a, model) for a in actions] if action == "view" else [codename(action, model)]
-        )
+        wanted = _granting(model, action)
         user_grants, group_grants = model.grant_models()
         # One `id IN (a UNION ALL b UNION ALL c)` rather than `id IN a OR id IN b OR id IN c`:
         # PostgreSQL cannot estimate an OR of subqueries (it guesses most of the table is
@@ -72,7 +91,7 @@ class RestrictedQuerySet(models.QuerySet):
             .order_by()
             .values("content_object_id"),
         ]
-        if roles & ROLE_DEFAULTS.get(action, frozenset()):
+        if _by_default(roles, action):
             team_field = f"{model.owner_team_field}__in"
             owned = model._base_manager.filter(
                 **{team_field: Team.objects.of_user(user).order_by().values("pk")}
@@ -83,8 +102,7 @@ class RestrictedQuerySet(models.QuerySet):
 
 def allows(user, action: str, obj) -> bool:
     """Whether `user` may take `action` on `obj`: what `restrict` answers, in one query."""
-    if action not in type(obj).ACTIONS:
-        raise ValueError(f"{type(obj).__name__} has no action {action!r}; one of {obj.ACTIONS}")
+    _check_action(type(obj), action)
     return action in allowed_actions(user, obj)
 
 
@@ -112,13 +130,14 @@ def allowed_actions(user, obj) -> set[str]:
         return set()
     if Role.ADMIN in roles:
         return set(model.ACTIONS)
-    everywhere = {action for role in roles for action in EVERYWHERE.get(role, ())}
-    granted = {action for action in model.ACTIONS if codename(action, model) in codenames}
-    defaults = {a for a in model.ACTIONS if owned and roles & ROLE_DEFAULTS.get(a, frozenset())}
-    actions = (everywhere & set(model.ACTIONS)) | granted | defaults
-    if granted and "view" in model.ACTIONS:
-        actions.add("view")  # any grant on an object lets its holder see it
-    return actions
+    everywhere = _everywhere(roles)
+    return {
+        action
+        for action in model.ACTIONS
+        if action in everywhere
+        or (owned and _by_default(roles, action))
+        or codenames.intersection(_granting(model, action))
+    }
 
 
 @cache
