@@ -88,6 +88,7 @@ def test_a_worker_keeps_its_database_connection_across_tasks():
     from console.celery import app, close_old_connections
 
     fixup = DjangoWorkerFixup(app)
+    connection.close()  # a fresh connection: one older than CONN_MAX_AGE is closed, rightly
     connection.ensure_connection()
     opened = connection.connection
     for _ in range(3):  # before and after tasks, as the worker calls them
