@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from agents.engine import dispatch, escalations, runs
+from agents.engine import dispatch, escalations, rows, runs
 from agents.engine.mapping import step_input
 from agents.engine.records import append_step
 from agents.engine.taxonomy import DataMissing, HandoffError, OutOfScope
@@ -28,7 +28,6 @@ def step_def(run: Run, key: str) -> dict:
     raise KeyError(key)
 
 
-RESULT_FIELDS = ("step_key", "output", "decision", "confidence", "rationale")
 OPEN = (
     StepRun.Status.QUEUED,
     StepRun.Status.RUNNING,
@@ -37,19 +36,9 @@ OPEN = (
 )
 
 
-def _result(row: dict) -> dict:
-    return {
-        "output": row["output"] or {},
-        "decision": row["decision"],
-        "confidence": row["confidence"],
-        "rationale": row["rationale"],
-    }
-
-
 def latest_outputs(run: Run) -> dict[str, dict]:
     """Per step key, the result of its latest finished activation."""
-    rows = StepRun.objects.filter(run=run, status__in=DONE).order_by("activation", "attempt")
-    return {row["step_key"]: _result(row) for row in rows.values(*RESULT_FIELDS)}
+    return run_state(run)[0]
 
 
 def run_state(run: Run) -> tuple[dict[str, dict], set[str], bool]:
@@ -58,20 +47,22 @@ def run_state(run: Run) -> tuple[dict[str, dict], set[str], bool]:
     outputs: dict[str, dict] = {}
     existing: set[str] = set()
     open_work = False
-    rows = StepRun.objects.filter(run=run).order_by("activation", "attempt")
-    for row in rows.values("status", *RESULT_FIELDS):
-        existing.add(row["step_key"])
-        if row["status"] in DONE:
-            outputs[row["step_key"]] = _result(row)
-        elif row["status"] in OPEN:
+    for status, key, output, decision, confidence, rationale in rows.step_results(run.pk):
+        existing.add(key)
+        if status in DONE:
+            outputs[key] = {
+                "output": output or {},
+                "decision": decision,
+                "confidence": confidence,
+                "rationale": rationale,
+            }
+        elif status in OPEN:
             open_work = True
     return outputs, existing, open_work
 
 
 def _agent_version(step: dict) -> AgentVersion:
-    return AgentVersion.objects.select_related("agent").get(
-        agent_id=step["agent_id"], number=step["agent_version"]
-    )
+    return rows.agent_version(step["agent_id"], step["agent_version"])
 
 
 def create_step_run(run: Run, step: dict, *, activation: int = 0, outputs=None) -> StepRun:

@@ -24,10 +24,9 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
-from django.db.models import Subquery
 from django.utils import timezone
 
-from agents.engine import dispatch, escalations
+from agents.engine import dispatch, escalations, rows
 from agents.engine.records import append_step
 from agents.engine.specs import agent_spec
 from agents.engine.taxonomy import AwaitingPerson, StepFailure, SystemUnavailable
@@ -62,22 +61,7 @@ def _lock(step_run_id: int) -> tuple[Run, StepRun] | None:
     """Lock the step's run, then the step: the order every writer of a run's rows takes
     (cancelling and resolving lock the run before touching its steps), so they never deadlock.
     """
-    run = (
-        Run.objects.select_for_update(of=("self",))
-        .select_related("workflow", "workflow_version", "team")
-        .filter(pk=Subquery(StepRun.objects.filter(pk=step_run_id).values("run_id")))
-        .first()
-    )
-    if run is None:
-        return None
-    step_run = (
-        StepRun.objects.select_for_update(of=("self",))
-        .select_related("agent", "agent_version")
-        .get(pk=step_run_id)
-    )
-    step_run.run = run
-    step_run.agent_version.agent = step_run.agent  # the spec names it: no query of its own
-    return run, step_run
+    return rows.lock_step(step_run_id)
 
 
 _CLAIM_FIELDS = ["status", "lease_token", "lease_expires_at", "started_at"]
@@ -250,7 +234,7 @@ def _record_decision(run: Run, step_run: StepRun, decision) -> str:
     if record.seq is None:
         ledger.when_written(
             record,
-            lambda written: StepRun.objects.filter(pk=step_run.pk).update(decision_seq=written.seq),
+            lambda written: rows.set_decision_seq(step_run.pk, written.seq),
         )
     for call in decision.tool_calls:
         append_step("tool.called", step_run, {"call": call}, personal_inputs=False)

@@ -23,7 +23,9 @@ def connection_ids(config: dict) -> set[int]:
 def agent_spec(version: AgentVersion) -> AgentSpec:
     definition = version.definition
     ids = connection_ids(definition.get("config") or {})
-    connections = {str(c.pk): spec_for(c) for c in Connection.objects.filter(pk__in=ids)}
+    connections = (
+        {str(c.pk): spec_for(c) for c in Connection.objects.filter(pk__in=ids)} if ids else {}
+    )
     return AgentSpec.from_definition(
         definition,
         agent_id=version.agent_id,
