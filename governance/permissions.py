@@ -115,8 +115,7 @@ def allowed_actions(user, obj) -> set[str]:
     model = type(obj)
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return set()
-    roles = roles_of(user)
-    exists, owned, codenames = False, False, set()
+    exists, owned, codenames, groups = False, False, set(), []
     with connection.cursor() as cursor:
         cursor.execute(_access_sql(model), {"user": user.pk, "object": obj.pk})
         for kind, name in cursor.fetchall():
@@ -124,8 +123,11 @@ def allowed_actions(user, obj) -> set[str]:
                 exists = True
             elif kind == "owner":
                 owned = True
+            elif kind == "group":
+                groups.append(name)
             else:
                 codenames.add(name)
+    roles = roles_of(user, group_names=groups)
     if not exists:
         return set()
     if Role.ADMIN in roles:
@@ -142,10 +144,11 @@ def allowed_actions(user, obj) -> set[str]:
 
 @cache
 def _access_sql(model) -> str:
-    """Rows saying the object exists, that one of the user's teams owns it, and each permission
-    the user holds on it by a grant to them or to one of their teams."""
+    """Rows saying the object exists, that one of the user's teams owns it, each permission the
+    user holds on it by a grant to them or to one of their teams, and the user's groups (their
+    roles, read here instead of by a query of their own)."""
     from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Permission
+    from django.contrib.auth.models import Group, Permission
 
     quote = connection.ops.quote_name
     table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
@@ -168,6 +171,10 @@ def _access_sql(model) -> str:
             JOIN {quote(Permission._meta.db_table)} p ON p.id = g.permission_id
             JOIN {quote(memberships)} m ON m.group_id = g.group_id
             WHERE g.content_object_id = %(object)s AND m.user_id = %(user)s
+        UNION ALL
+        SELECT 'group', gr.name FROM {quote(Group._meta.db_table)} gr
+            JOIN {quote(memberships)} m ON m.group_id = gr.id
+            WHERE m.user_id = %(user)s
     """  # noqa: S608
 
 

@@ -10,7 +10,6 @@ bad input is a 400 keyed ``input.<field>``, cancelling a finished run a 409.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -30,7 +29,7 @@ from agents.api.errors import StrictJSONParser
 from agents.engine import runs as engine_runs
 from agents.models import Escalation, Run, StepRun, Workflow
 from agents.run_queries import RUN_RELATED
-from governance.access import RestrictedViewSetMixin
+from governance.access import RestrictedViewSetMixin, one_or_404
 from governance.canonical import CanonicalError
 from governance.ledger import LedgerError
 
@@ -185,12 +184,16 @@ class RunDetailSerializer(RunSerializer):
 
     @extend_schema_field(StepSerializer(many=True))
     def get_steps(self, run) -> list:
-        steps = (
-            StepRun.objects.filter(run=run)
-            .select_related("agent", "agent_version")
-            .order_by("created_at", "pk")
-        )
-        escalations = {e.step_run_id: e for e in Escalation.objects.filter(run=run)}
+        steps = self.context.get("steps")  # given by who has them (a run just started)
+        if steps is None:
+            steps = (
+                StepRun.objects.filter(run=run)
+                .select_related("agent", "agent_version")
+                .order_by("created_at", "pk")
+            )
+        escalations = self.context.get("escalations")
+        if escalations is None:
+            escalations = {e.step_run_id: e for e in Escalation.objects.filter(run=run)}
         context = {**self.context, "escalations": escalations}
         return StepSerializer(steps, many=True, context=context).data
 
@@ -340,10 +343,11 @@ class WorkflowRunsView(APIView):
         tags=["workflows"],
     )
     def post(self, request, pk: int):
-        workflow = get_object_or_404(
-            Workflow.objects.restrict(request.user, "view").select_related(
-                "published_version", "team"
-            ),
+        workflow, _ = one_or_404(
+            request.user,
+            Workflow.objects.select_related("published_version", "team"),
+            "view",
+            path=request.path,
             pk=pk,
         )
         body = StartSerializer(data=request.data)
@@ -370,6 +374,12 @@ class WorkflowRunsView(APIView):
             raise exceptions.ValidationError({"input": [f"cannot be recorded: {exc}"]}) from None
         except DjangoPermissionDenied as exc:
             raise exceptions.PermissionDenied(str(exc) or None) from None
-        run = Run.objects.select_related(*RUN_RELATED).get(pk=run.pk)
-        data = RunDetailSerializer(run, context={"request": request}).data
+        # The answer is the run as started, from memory: it and its first steps were just
+        # written; only a step that escalated at once has an escalation to read.
+        steps = run.first_steps
+        escalations = {}
+        if any(step.status != StepRun.Status.QUEUED for step in steps):
+            escalations = {e.step_run_id: e for e in Escalation.objects.filter(run=run)}
+        context = {"request": request, "steps": steps, "escalations": escalations}
+        data = RunDetailSerializer(run, context=context).data
         return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})

@@ -140,8 +140,8 @@ def step_results(run_id) -> list[tuple]:
         cursor.execute(
             'SELECT s."status", s."step_key", s."output", s."decision", s."confidence", '
             's."rationale" FROM "agents_steprun" s WHERE s."run_id" = %s '
-            'ORDER BY s."activation", s."attempt"',
-            [run_id],
+            'ORDER BY s."activation", s."attempt", s."id"',
+            [Run._meta.pk.get_db_prep_value(run_id, connection)],  # SQLite keeps UUIDs as text
         )
         rows = cursor.fetchall()
     _, functions, expression = next(c for c in STEP.converters(connection) if c[0] == output)

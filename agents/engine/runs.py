@@ -41,7 +41,10 @@ def start(
 
     `actor` is who the ledger names (a person, or None for the system). `check_actor` is the
     person whose `run` permission is checked: the actor for console and API starts, the
-    trigger's owner for webhooks, schedules and workflow triggers."""
+    trigger's owner for webhooks, schedules and workflow triggers.
+
+    The run comes back with `first_steps`, the step runs created with it (agent and version
+    loaded), so a caller answering with them need not read them back."""
     with ledger.deferred():  # the chain head is locked for the end of the transaction only
         return _start(version, data, actor, trigger, trigger_detail, check_actor)
 
@@ -91,6 +94,7 @@ def _start(version, data, actor, trigger, trigger_detail, check_actor) -> Run:
     from agents.engine import advance
 
     created = advance.start_steps(run)
+    run.first_steps = created
     dispatch.send_after_commit([s.pk for s in created if s.status == StepRun.Status.QUEUED])
     return run
 

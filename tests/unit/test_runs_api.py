@@ -10,13 +10,14 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from agents.models import Escalation, Run
-from tests.support.engine import drain
+from tests.support.engine import drain, rules_agent, workflow
 from tests.support.operate import (
     conflict_flow,
     escalated,
     handoff_flow,
     human_flow,
     kyc_flow,
+    onboarding,
     start,
 )
 
@@ -96,6 +97,61 @@ def test_numbers_that_are_not_finite_are_400(api, kyc, amount):
     assert response.status_code == 400
     assert "finite" in response.json()["input.amount"][0]
     assert not Run.objects.exists()
+
+
+def test_the_start_answer_is_the_run_as_a_read_gives_it(api, kyc):
+    """The answer is built from what start wrote, not read back: it must say what a GET of the
+    same run says (no worker has run a step yet here)."""
+    client = api("operator")
+    started = client.post(f"/api/v1/workflows/{kyc.pk}/runs/", {"input": GOOD}, format="json")
+    assert started.status_code == 201, started.content
+    read = client.get(started["Location"])
+    assert started.json() == read.json()
+
+
+def test_a_run_escalating_at_start_answers_with_its_escalation(api, demo_people):
+    """The first step's input fails its agent's fields at once: the answer shows the step
+    escalated with its escalation, as a read does."""
+    team = onboarding()
+    strict = rules_agent(
+        "Strict",
+        team,
+        demo_people,
+        inputs=[("customer_id", "text", True), ("amount", "number", True)],
+        outputs=[("ok", "text")],
+        rows=[{"condition": "true", "outputs": {"ok": "y"}, "decision": "ok"}],
+    )
+    flow = workflow(
+        "Escalates at once",
+        team,
+        demo_people,
+        pattern="sequential",
+        inputs=[("customer_id", "text"), ("amount", "text")],  # not a number for the agent
+        steps=[{"key": "strict", "agent_id": strict.pk}],
+    )
+    client = api("operator")
+    started = client.post(
+        f"/api/v1/workflows/{flow.pk}/runs/",
+        {"input": {"customer_id": "C1", "amount": "lots"}},
+        format="json",
+    )
+    assert started.status_code == 201, started.content
+    body = started.json()
+    assert body["steps"][0]["status"] == "escalated"
+    assert body["steps"][0]["escalation"]["kind"] == "data_missing"
+    assert body == client.get(started["Location"]).json()
+
+
+def test_starting_a_run_takes_a_fixed_number_of_queries(api, kyc):
+    """Workflow, permissions with roles, then the start's transaction (permission, run, agent
+    version, step, ledger): no read-back of what was just written."""
+    client = api("operator")
+    url = f"/api/v1/workflows/{kyc.pk}/runs/"
+    client.post(url, {"input": GOOD}, format="json")
+    with CaptureQueriesContext(connection) as queries:
+        assert client.post(url, {"input": GOOD}, format="json").status_code == 201
+    statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) <= 7, "\n".join(statements)
 
 
 def test_who_may_start_a_run(api, kyc):

@@ -1,0 +1,86 @@
+"""The engine's hand-written reads (agents.engine.rows) give the models the ORM gives."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from agents.engine import rows
+from agents.models import AgentVersion, Run, StepRun
+from tests.support.engine import drain
+from tests.support.operate import kyc_flow, start
+
+pytestmark = pytest.mark.django_db
+
+GOOD = {"customer_id": "C1", "country": "DE", "amount": 10}
+
+
+def _fields(instance) -> dict:
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+
+def test_a_locked_step_reads_as_the_orm_reads_it(demo_people):
+    run = start(kyc_flow(demo_people), GOOD, demo_people, run_it=False)
+    drain(run, limit=1)  # one decided step (output, decision, JSON, datetimes) and one queued
+    for step in StepRun.objects.filter(run=run):
+        expected = StepRun.objects.select_related(
+            "agent",
+            "agent_version",
+            "run__workflow",
+            "run__workflow_version",
+            "run__team",
+        ).get(pk=step.pk)
+        got_run, got = rows.lock_step(step.pk)
+        assert _fields(got) == _fields(expected)
+        assert _fields(got.agent) == _fields(expected.agent)
+        assert _fields(got.agent_version) == _fields(expected.agent_version)
+        assert got.agent_version.agent is got.agent
+        assert got.run is got_run
+        for part in ("workflow", "workflow_version", "team"):
+            assert _fields(getattr(got_run, part)) == _fields(getattr(expected.run, part))
+        assert _fields(got_run) == _fields(expected.run)
+        assert not got._state.adding
+        assert got._state.db == "default"
+
+
+def test_locking_takes_the_run_then_the_step_and_nothing_else(demo_people):
+    run = start(kyc_flow(demo_people), GOOD, demo_people, run_it=False)
+    step = StepRun.objects.get(run=run)
+    with CaptureQueriesContext(connection) as queries:
+        rows.lock_step(step.pk)
+    sqls = [q["sql"] for q in queries.captured_queries]
+    assert len(sqls) == 2
+    if connection.features.has_select_for_update_of:
+        assert sqls[0].endswith("FOR UPDATE OF r")
+        assert '"agents_run" r' in sqls[0]
+        assert sqls[1].endswith("FOR UPDATE OF s")
+        assert '"agents_steprun" s' in sqls[1]
+
+
+def test_a_missing_step_locks_nothing():
+    assert rows.lock_step(10**9) is None
+
+
+def test_an_agent_version_with_its_agent(demo_people):
+    flow = kyc_flow(demo_people)
+    step = flow.published_version.definition["steps"][0]
+    version = rows.agent_version(step["agent_id"], step["agent_version"])
+    expected = AgentVersion.objects.get(agent_id=step["agent_id"], number=step["agent_version"])
+    assert _fields(version) == _fields(expected)
+    assert version.agent.pk == step["agent_id"]
+    with pytest.raises(AgentVersion.DoesNotExist):
+        rows.agent_version(step["agent_id"], 999)
+
+
+def test_step_results_in_activation_order_with_decoded_outputs(demo_people):
+    run = start(kyc_flow(demo_people), GOOD, demo_people)
+    assert run.status == Run.Status.FINISHED
+    results = rows.step_results(run.pk)
+    expected = list(
+        StepRun.objects.filter(run=run)
+        .order_by("activation", "attempt", "pk")
+        .values_list("status", "step_key", "output", "decision", "confidence", "rationale")
+    )
+    assert results == expected
+    assert all(isinstance(output, dict) for _, _, output, *_ in results)
