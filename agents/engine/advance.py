@@ -73,7 +73,8 @@ def create_step_run(run: Run, step: dict, *, activation: int = 0, outputs=None) 
     values, empty_handoffs = step_input(
         step, fields, run_input=run.input, outputs=outputs, context=run.context
     )
-    step_run = StepRun.objects.create(
+    step_run = rows.create(
+        StepRun,
         run=run,
         step_key=step["key"],
         activation=activation,
@@ -172,7 +173,8 @@ def _after_graph(run: Run, step_run: StepRun) -> list[StepRun]:
     if not created and not open_work:
         depended = {dep for s in steps for dep in s["after"]}
         terminal = [s["key"] for s in steps if s["key"] not in depended]
-        runs.finish(run, Run.Outcome.COMPLETED, output=_terminal_output(run, terminal, outputs))
+        output = _terminal_output(run, terminal, outputs)
+        runs.finish(run, Run.Outcome.COMPLETED, output=output, nothing_open=True)
     return created
 
 

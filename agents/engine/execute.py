@@ -91,7 +91,7 @@ def _claim_locked(run: Run, step_run: StepRun, *, persist: bool = True) -> uuid.
     step_run.lease_expires_at = now + timedelta(seconds=lease_seconds())
     step_run.started_at = step_run.started_at or now
     if persist:
-        step_run.save(update_fields=_CLAIM_FIELDS)
+        rows.update(step_run, _CLAIM_FIELDS)
     if first_claim:
         append_step("step.started", step_run, {"attempt": step_run.attempt})
     return token
@@ -145,7 +145,7 @@ def execute_step(step_run_id: int) -> str:
         if inline:
             outcome = _execute(step_run, spec)
             if isinstance(outcome, (StepFailure, AwaitingPerson)):
-                step_run.save(update_fields=_CLAIM_FIELDS)  # a decision's save includes it
+                rows.update(step_run, _CLAIM_FIELDS)  # a decision's save includes it
             return _record_locked(run, step_run, token, outcome)
     keeper = LeaseKeeper(step_run_id, token)
     keeper.start()
@@ -230,7 +230,7 @@ def _record_decision(run: Run, step_run: StepRun, decision) -> str:
     step_run.finished_at = timezone.now()
     record = append_step("agent.decided", step_run, decision.as_body())
     step_run.decision_seq = record.seq  # None until the deferred records are written
-    step_run.save(update_fields=[*_CLAIM_FIELDS, *_DECISION_FIELDS])
+    rows.update(step_run, [*_CLAIM_FIELDS, *_DECISION_FIELDS])
     if record.seq is None:
         ledger.when_written(
             record,

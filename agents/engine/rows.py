@@ -158,3 +158,64 @@ def set_decision_seq(step_run_id: int, seq: int) -> None:
         cursor.execute(
             'UPDATE "agents_steprun" SET "decision_seq" = %s WHERE "id" = %s', [seq, step_run_id]
         )
+
+
+# --- Writes -----------------------------------------------------------------------------------
+# What `save(update_fields=...)` and `objects.create()` do for the engine's rows (the same
+# pre_save and database preparation of each value; these models have no save signals or
+# overridden save), without compiling the statement anew each time.
+
+
+def _prepared(field, instance, *, add: bool):
+    return field.get_db_prep_save(field.pre_save(instance, add), connection)
+
+
+@cache
+def _update_sql(model, names: tuple[str, ...], vendor: str) -> tuple[str, list]:
+    meta = model._meta
+    fields = [meta.get_field(name) for name in names]
+    assignments = ", ".join(f'"{field.column}" = %s' for field in fields)
+    sql = f'UPDATE "{meta.db_table}" SET {assignments} WHERE "{meta.pk.column}" = %s'  # noqa: S608
+    return sql, fields
+
+
+def update(instance, names: list[str]) -> None:
+    """Write these fields of an instance loaded from the database to its row."""
+    sql, fields = _update_sql(type(instance), tuple(names), connection.vendor)
+    values = [_prepared(field, instance, add=False) for field in fields]
+    values.append(type(instance)._meta.pk.get_db_prep_value(instance.pk, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+
+
+@cache
+def _insert_sql(model, vendor: str) -> tuple[str, list, bool]:
+    meta = model._meta
+    generated = meta.auto_field is not None and meta.pk is meta.auto_field
+    fields = [f for f in meta.concrete_fields if not (generated and f is meta.pk)]
+    returning = generated and connection.features.can_return_columns_from_insert
+    columns = ", ".join(f'"{field.column}"' for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f'INSERT INTO "{meta.db_table}" ({columns}) VALUES ({placeholders})'  # noqa: S608
+    if returning:
+        sql += f' RETURNING "{meta.pk.column}"'
+    return sql, fields, generated
+
+
+def create(model, **values):
+    """`model.objects.create(**values)`: the instance, saved, its generated key set."""
+    instance = model(**values)
+    sql, fields, generated = _insert_sql(model, connection.vendor)
+    params = [_prepared(field, instance, add=True) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if generated:
+            if connection.features.can_return_columns_from_insert:
+                instance.pk = cursor.fetchone()[0]
+            else:
+                instance.pk = connection.ops.last_insert_id(
+                    cursor, model._meta.db_table, model._meta.pk.column
+                )
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance

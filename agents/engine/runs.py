@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.utils import timezone
 
-from agents.engine import dispatch
+from agents.engine import dispatch, rows
 from agents.engine.records import append_run, personal_split, run_refs
 from agents.engine.taxonomy import DataMissing
 from agents.fields import parse_fields, validate_values
@@ -64,7 +64,8 @@ def _start(version, data, actor, trigger, trigger_detail, check_actor) -> Run:
         errors = {name: "this field is required" for name in exc.missing}
         errors.update(exc.invalid)
         raise StartError(str(exc), errors) from None
-    run = Run.objects.create(
+    run = rows.create(
+        Run,
         workflow=workflow,
         workflow_version=version,
         team=workflow.team,  # loaded with the workflow by most callers; the records name it
@@ -99,19 +100,31 @@ def _start(version, data, actor, trigger, trigger_detail, check_actor) -> Run:
     return run
 
 
-def finish(run: Run, outcome: str, *, output=None, actor=None, reason: str = "") -> None:
-    """Close the run (inside the caller's transaction, run row locked) and record it."""
+def finish(
+    run: Run,
+    outcome: str,
+    *,
+    output=None,
+    actor=None,
+    reason: str = "",
+    nothing_open: bool = False,
+) -> None:
+    """Close the run (inside the caller's transaction, run row locked) and record it.
+
+    Queued steps are cancelled and open escalations closed, unless the caller has just seen
+    there are none (`nothing_open`: the run's steps read in this transaction)."""
     run.status = Run.Status.FINISHED
     run.outcome = outcome
     run.output = output
     run.finished_at = timezone.now()
-    run.save(update_fields=["status", "outcome", "output", "finished_at"])
-    StepRun.objects.filter(run=run, status=StepRun.Status.QUEUED).update(
-        status=StepRun.Status.CANCELLED, finished_at=run.finished_at
-    )
-    Escalation.objects.filter(run=run, status=Escalation.Status.OPEN).update(
-        status=Escalation.Status.CANCELLED, resolved_at=run.finished_at
-    )
+    rows.update(run, ["status", "outcome", "output", "finished_at"])
+    if not nothing_open:
+        StepRun.objects.filter(run=run, status=StepRun.Status.QUEUED).update(
+            status=StepRun.Status.CANCELLED, finished_at=run.finished_at
+        )
+        Escalation.objects.filter(run=run, status=Escalation.Status.OPEN).update(
+            status=Escalation.Status.CANCELLED, resolved_at=run.finished_at
+        )
     body = {
         "outcome": outcome,
         "output": output,

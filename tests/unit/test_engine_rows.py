@@ -84,3 +84,41 @@ def test_step_results_in_activation_order_with_decoded_outputs(demo_people):
     )
     assert results == expected
     assert all(isinstance(output, dict) for _, _, output, *_ in results)
+
+
+def test_create_saves_what_the_orm_would_and_sets_the_key(demo_people):
+    run = start(kyc_flow(demo_people), GOOD, demo_people, run_it=False)
+    first = StepRun.objects.get(run=run)
+    made = rows.create(
+        StepRun,
+        run=run,
+        step_key="again",
+        activation=1,
+        attempt=1,
+        agent_id=first.agent_id,
+        agent_version_id=first.agent_version_id,
+        input={"customer_id": "C1", "nested": {"a": [1, 2.5, None]}},
+    )
+    assert made.pk is not None
+    assert not made._state.adding
+    assert made.created_at is not None  # auto_now_add, as create() sets it
+    assert _fields(StepRun.objects.get(pk=made.pk)) == _fields(made)
+    assert made.status == StepRun.Status.QUEUED  # the model's default
+
+
+def test_update_writes_only_the_fields_named(demo_people):
+    run = start(kyc_flow(demo_people), GOOD, demo_people, run_it=False)
+    step = StepRun.objects.get(run=run)
+    step.output = {"limit": 5, "why": ["a", "b"]}
+    step.confidence = 0.5
+    step.decision = "not written"
+    rows.update(step, ["output", "confidence"])
+    stored = StepRun.objects.get(pk=step.pk)
+    assert (stored.output, stored.confidence, stored.decision) == (
+        {"limit": 5, "why": ["a", "b"]},
+        0.5,
+        "",
+    )
+    run.output = {"done": True}
+    rows.update(run, ["output"])  # a UUID key
+    assert Run.objects.get(pk=run.pk).output == {"done": True}
