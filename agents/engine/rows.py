@@ -14,7 +14,7 @@ from functools import cache
 from django.db import connection
 
 from agents.models import Agent, AgentVersion, Run, StepRun, Workflow, WorkflowVersion
-from governance.models import Team
+from governance.models import Team, User
 
 
 class Columns:
@@ -59,6 +59,7 @@ RUN, WORKFLOW, WORKFLOW_VERSION, TEAM = (
     Columns(Team, "t"),
 )
 STEP, AGENT, AGENT_VERSION = Columns(StepRun, "s"), Columns(Agent, "a"), Columns(AgentVersion, "av")
+USER = Columns(User, "u")
 
 
 @cache
@@ -89,6 +90,17 @@ def _statements(vendor: str) -> dict[str, str]:
             SELECT {AGENT_VERSION.sql}, {AGENT.sql}
             FROM "agents_agentversion" av JOIN "agents_agent" a ON a."id" = av."agent_id"
             WHERE av."agent_id" = %s AND av."number" = %s
+        """,  # noqa: S608
+        "workflow": f"""
+            SELECT {WORKFLOW.sql}, {TEAM.sql}, {WORKFLOW_VERSION.sql}
+            FROM "agents_workflow" w
+            JOIN "governance_team" t ON t."id" = w."team_id"
+            LEFT JOIN "agents_workflowversion" wv ON wv."id" = w."published_version_id"
+            WHERE w."slug" = %s
+        """,  # noqa: S608
+        "active_user": f"""
+            SELECT {USER.sql} FROM "{User._meta.db_table}" u
+            WHERE u."username" = %s AND u."is_active"
         """,  # noqa: S608
     }
     return {name: " ".join(sql.split()) for name, sql in statements.items()}  # one line in logs
@@ -130,6 +142,31 @@ def agent_version(agent_id: int, number: int) -> AgentVersion:
     version = AGENT_VERSION.build(row)
     version.agent = AGENT.build(row, AGENT_VERSION.width)
     return version
+
+
+def workflow_by_slug(slug: str) -> Workflow | None:
+    """The workflow with this slug, its team and published version (None if unpublished)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_statements(connection.vendor)["workflow"], [slug])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    workflow = WORKFLOW.build(row)
+    workflow.team = TEAM.build(row, WORKFLOW.width)
+    offset = WORKFLOW.width + TEAM.width
+    if workflow.published_version_id is None:
+        workflow.published_version = None
+    else:
+        workflow.published_version = WORKFLOW_VERSION.build(row, offset)
+        workflow.published_version.workflow = workflow
+    return workflow
+
+
+def active_user(username: str) -> User | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_statements(connection.vendor)["active_user"], [username])
+        row = cursor.fetchone()
+    return None if row is None else USER.build(row)
 
 
 def step_results(run_id) -> list[tuple]:

@@ -21,7 +21,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from agents.engine import runs
+from agents.engine import rows, runs
 from agents.models import Run, WebhookDelivery, Workflow
 from governance import keys, ledger
 
@@ -67,9 +67,7 @@ def receive_webhook(
     now: float | None = None,
 ) -> Run:
     """Check the signature and window, then start the run. WebhookRefused says why not."""
-    workflow = (
-        Workflow.objects.select_related("published_version", "team").filter(slug=slug).first()
-    )
+    workflow = rows.workflow_by_slug(slug)
     # Unknown workflow, no webhook trigger and no secret all answer the same 404.
     hook = None
     if workflow is not None and workflow.published_version is not None:
@@ -108,7 +106,6 @@ def receive_webhook(
     version = workflow.published_version
     digest = hashlib.sha256(signature_header.encode()).hexdigest()
     try:
-        version.workflow = workflow
         with transaction.atomic(), ledger.deferred():
             run = runs.start(
                 version,
@@ -117,9 +114,10 @@ def receive_webhook(
                 trigger=Run.Trigger.WEBHOOK,
                 trigger_detail={"timestamp": timestamp},
                 check_actor=runs.trigger_owner(version, hook),
+                savepoint=False,  # any failure takes this whole transaction back
             )
             # A replay fails here on the unique signature and takes the run back with it.
-            WebhookDelivery.objects.create(workflow=workflow, signature=digest, run=run)
+            rows.create(WebhookDelivery, workflow=workflow, signature=digest, run=run)
     except IntegrityError:
         raise WebhookRefused(409, "this signed request was already received") from None
     except PermissionDenied:

@@ -122,3 +122,38 @@ def test_update_writes_only_the_fields_named(demo_people):
     run.output = {"done": True}
     rows.update(run, ["output"])  # a UUID key
     assert Run.objects.get(pk=run.pk).output == {"done": True}
+
+
+def test_a_workflow_by_slug_with_its_team_and_published_version(demo_people):
+    from agents import versions
+    from agents.models import Workflow
+    from tests.support.operate import onboarding
+
+    flow = kyc_flow(demo_people)
+    got = rows.workflow_by_slug(flow.slug)
+    expected = Workflow.objects.select_related("team", "published_version").get(pk=flow.pk)
+    assert _fields(got) == _fields(expected)
+    assert _fields(got.team) == _fields(expected.team)
+    assert _fields(got.published_version) == _fields(expected.published_version)
+    assert got.published_version.workflow is got
+    draft = versions.create(
+        versions.WORKFLOW,
+        actor=demo_people["builder"],
+        name="Never published",
+        team=onboarding(),
+        definition=dict(flow.published_version.definition),
+    )
+    assert rows.workflow_by_slug(draft.slug).published_version is None
+    assert rows.workflow_by_slug("no-such-workflow") is None
+
+
+def test_an_active_user_by_name(demo_people):
+    operator = demo_people["operator"]
+    assert rows.active_user("operator").pk == operator.pk
+    assert _fields(rows.active_user("operator")) == _fields(
+        type(operator).objects.get(pk=operator.pk)
+    )
+    operator.is_active = False
+    operator.save(update_fields=["is_active"])
+    assert rows.active_user("operator") is None
+    assert rows.active_user("nobody") is None

@@ -48,6 +48,23 @@ def post(slug, body: bytes, *, secret=None, timestamp=None, signature=None):
     return client.post(f"/hooks/{slug}/", data=body, content_type="application/json", **headers)
 
 
+def test_a_webhook_start_takes_a_fixed_number_of_statements(hooked, secret):
+    """Each accepted webhook is a run started in one transaction, with no savepoint inside
+    it and no ORM lookups to compile (bench/engine.py's webhook throughput)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    post(hooked.slug, b'{"amount": 1}', secret=secret)
+    with CaptureQueriesContext(connection) as queries:
+        assert post(hooked.slug, b'{"amount": 2}', secret=secret).status_code == 202
+    statements = [q["sql"] for q in queries.captured_queries]
+    # The test's own transaction turns the webhook's into exactly one savepoint.
+    assert sum(sql.startswith("SAVEPOINT") for sql in statements) == 1, statements
+    others = [sql for sql in statements if "SAVEPOINT" not in sql]
+    # workflow, trigger owner, permission, run, agent version, first step, delivery, ledger
+    assert len(others) <= 8, "\n".join(others)
+
+
 def test_a_signed_request_starts_a_run_and_answers_202(hooked, secret):
     response = post(hooked.slug, b'{"amount": 12}', secret=secret)
     assert response.status_code == 202, response.content
