@@ -27,18 +27,18 @@ def object_or_404(user, model, action: str = "view", *, path: str = "", **lookup
     return found
 
 
-def one_or_404(user, queryset, action: str = "view", *, path: str = "", pk) -> tuple:
-    """The object of `queryset` with this primary key and every action `user` may take on it,
-    if `action` is among them; 404 otherwise, as `object_or_404`.
+def one_or_404(user, model, action: str = "view", *, path: str = "", pk, load) -> tuple:
+    """The object `load()` finds (None: missing) and every action `user` may take on it, if
+    `action` is among them; 404 otherwise, as `object_or_404`.
 
     The same rule as `restrict` (tests/unit/test_allowed_actions.py compares them) in one
     hand-written query: for a hot path that needs one object, such as starting a run, where
-    compiling `restrict`'s union cost more than the rest of the lookup (bench/engine.py)."""
+    compiling `restrict`'s union cost more than the rest of the lookup (bench/engine.py).
+    `load` reads the object as the caller needs it (with related rows, by hand-written SQL)."""
     from governance.permissions import allowed_actions
 
-    model = queryset.model
     try:
-        found = queryset.filter(pk=pk).first()
+        found = load()
     except (ValueError, ValidationError):
         found = None
     actions = allowed_actions(user, found) if found is not None else set()

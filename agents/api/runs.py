@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.api.errors import StrictJSONParser
+from agents.engine import rows as engine_rows
 from agents.engine import runs as engine_runs
 from agents.models import Escalation, Run, StepRun, Workflow
 from agents.run_queries import RUN_RELATED
@@ -345,17 +346,17 @@ class WorkflowRunsView(APIView):
     def post(self, request, pk: int):
         workflow, _ = one_or_404(
             request.user,
-            Workflow.objects.select_related("published_version", "team"),
+            Workflow,
             "view",
             path=request.path,
             pk=pk,
+            load=lambda: engine_rows.workflow_by_id(pk),
         )
         body = StartSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         version = workflow.published_version
         if version is None:
             raise exceptions.ValidationError({"version": ["the workflow has no published version"]})
-        version.workflow = workflow
         try:
             run = engine_runs.start(
                 version,

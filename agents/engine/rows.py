@@ -91,13 +91,16 @@ def _statements(vendor: str) -> dict[str, str]:
             FROM "agents_agentversion" av JOIN "agents_agent" a ON a."id" = av."agent_id"
             WHERE av."agent_id" = %s AND av."number" = %s
         """,  # noqa: S608
-        "workflow": f"""
-            SELECT {WORKFLOW.sql}, {TEAM.sql}, {WORKFLOW_VERSION.sql}
-            FROM "agents_workflow" w
-            JOIN "governance_team" t ON t."id" = w."team_id"
-            LEFT JOIN "agents_workflowversion" wv ON wv."id" = w."published_version_id"
-            WHERE w."slug" = %s
-        """,  # noqa: S608
+        **{
+            f"workflow_by_{column}": f"""
+                SELECT {WORKFLOW.sql}, {TEAM.sql}, {WORKFLOW_VERSION.sql}
+                FROM "agents_workflow" w
+                JOIN "governance_team" t ON t."id" = w."team_id"
+                LEFT JOIN "agents_workflowversion" wv ON wv."id" = w."published_version_id"
+                WHERE w."{column}" = %s
+            """  # noqa: S608
+            for column in ("id", "slug")
+        },
         "active_user": f"""
             SELECT {USER.sql} FROM "{User._meta.db_table}" u
             WHERE u."username" = %s AND u."is_active"
@@ -146,8 +149,21 @@ def agent_version(agent_id: int, number: int) -> AgentVersion:
 
 def workflow_by_slug(slug: str) -> Workflow | None:
     """The workflow with this slug, its team and published version (None if unpublished)."""
+    return _workflow("slug", slug)
+
+
+def workflow_by_id(pk) -> Workflow | None:
+    """The workflow with this id, its team and published version (None if unpublished)."""
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError):
+        return None
+    return _workflow("id", pk)
+
+
+def _workflow(column: str, value) -> Workflow | None:
     with connection.cursor() as cursor:
-        cursor.execute(_statements(connection.vendor)["workflow"], [slug])
+        cursor.execute(_statements(connection.vendor)[f"workflow_by_{column}"], [value])
         row = cursor.fetchone()
     if row is None:
         return None

@@ -136,6 +136,12 @@ def test_a_workflow_by_slug_with_its_team_and_published_version(demo_people):
     assert _fields(got.team) == _fields(expected.team)
     assert _fields(got.published_version) == _fields(expected.published_version)
     assert got.published_version.workflow is got
+    assert _fields(rows.workflow_by_id(flow.pk)) == _fields(expected)
+    assert _fields(rows.workflow_by_id(str(flow.pk)).published_version) == _fields(
+        expected.published_version
+    )
+    assert rows.workflow_by_id("not a number") is None
+    assert rows.workflow_by_id(10**9) is None
     draft = versions.create(
         versions.WORKFLOW,
         actor=demo_people["builder"],
